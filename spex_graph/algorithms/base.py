@@ -1,0 +1,100 @@
+"""The ask-tell contract every search algorithm follows.
+
+An algorithm never awaits, sleeps or reads a clock. The driver (the LangGraph
+graph, a plain asyncio loop, the simulator or a unit test) repeats:
+
+    orders = algo.propose(tree, state)      # what to expand next; [] => finished
+    ... generate the children, then score them ...
+    state = algo.observe(tree, state, new_ids)
+
+`SearchState` is plain data, so it checkpoints with the tree. `observe` may
+change the statuses of nodes in the tree it is given (prune, mark selected)
+and returns the new state; callers that need the old tree pass a copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from spex_graph.tree import SearchTree
+
+
+@dataclass(frozen=True)
+class ExpandOrder:
+    """Generate `n` new children below `node_id`.
+
+    Attributes:
+        node_id: the parent node.
+        n: number of new children (each is one request with its own seed).
+        until_end: generate the whole remaining solution instead of one step
+            (best-of-N, rollouts).
+    """
+
+    node_id: int
+    n: int
+    until_end: bool = False
+
+
+class SearchState(BaseModel):
+    """Algorithm bookkeeping, shared by every algorithm (unused fields stay empty).
+
+    Attributes:
+        frontier: nodes the next `propose` expands (BFS family).
+        allocation: children per frontier node chosen by the last selection.
+        open_nodes: best-first's open list (scored, unexpanded, non-terminal).
+        iteration: number of propose/observe rounds done.
+        done: the search has finished.
+        stop_reason: why it finished ("width", "depth", "rollouts", "early-stop", ...).
+        visits, value_sum: MCTS statistics per node id (string keys for JSON).
+        cursor: MCTS node the current rollout is extending; None between rollouts.
+        rollouts_done: MCTS rollouts completed.
+    """
+
+    frontier: list[int] = Field(default_factory=list)
+    allocation: dict[int, int] = Field(default_factory=dict)
+    open_nodes: list[int] = Field(default_factory=list)
+    iteration: int = 0
+    done: bool = False
+    stop_reason: str | None = None
+    visits: dict[int, int] = Field(default_factory=dict)
+    value_sum: dict[int, float] = Field(default_factory=dict)
+    cursor: int | None = None
+    rollouts_done: int = 0
+
+
+@runtime_checkable
+class SearchAlgorithm(Protocol):
+    """A reward-guided tree search in ask-tell form (see the module docstring).
+
+    `name` (short name used by the CLI and traces: "rebase", "beam", ...) and
+    `width` (the leaves / beams / samples it aims for) are read-only.
+    """
+
+    @property
+    def name(self) -> str:
+        """Short name used by the CLI and traces."""
+        ...
+
+    @property
+    def width(self) -> int:
+        """The search's width."""
+        ...
+
+    def start(self, tree: SearchTree) -> SearchState:
+        """Initial state for a tree that holds only the root."""
+        ...
+
+    def propose(self, tree: SearchTree, state: SearchState) -> list[ExpandOrder]:
+        """The next expansions; an empty list means the search is finished."""
+        ...
+
+    def observe(self, tree: SearchTree, state: SearchState, new_ids: list[int]) -> SearchState:
+        """Take in children that were generated *and scored* since the last propose."""
+        ...
+
+    def candidates(self, tree: SearchTree, state: SearchState) -> list[int]:
+        """Terminal nodes allowed to vote in the final answer."""
+        ...

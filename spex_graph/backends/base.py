@@ -1,0 +1,131 @@
+"""The backend protocol: what a search needs from an LLM runtime.
+
+A backend generates continuations of a text prefix. Every request carries
+its own seeds (one per sample) and its own id, so that a speculative
+expansion produces exactly the text the primary one would, and so that a
+request in flight can be aborted on the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class BackendCapabilities:
+    """What a backend can do; the dispatcher and policies adapt to it.
+
+    Attributes:
+        can_abort: `cancel(request_id)` stops the work on the engine, not just locally.
+        seeded: per-request seeds give reproducible samples.
+        logprobs: completions can carry token logprobs.
+        shares_prefix_cache: siblings sharing a prefix reuse its KV cache.
+        max_concurrency: how many requests the engine usefully runs at once.
+    """
+
+    can_abort: bool = False
+    seeded: bool = False
+    logprobs: bool = False
+    shares_prefix_cache: bool = False
+    max_concurrency: int = 1
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Generate `len(seeds)` continuations of `prompt`.
+
+    Attributes:
+        prompt: the full text prefix (chat template already applied).
+        seeds: one sampling seed per continuation; n = len(seeds).
+        request_id: unique id; continuation i runs as `f"{request_id}-{i:04d}"`
+            on engines that need one id per sequence (fixed width, so no id
+            is a prefix of another).
+        stop: stop strings; the stop string itself is not included in the text.
+        max_tokens: cap on generated tokens per continuation.
+        temperature, top_p: sampling parameters.
+        logprobs: ask for per-token logprobs of the generated tokens.
+        priority: higher runs first where the engine supports priorities.
+        messages: the same prompt as chat messages ((role, content) pairs) for
+            chat-only backends; `prompt` == chat template(messages) + assistant_prefix.
+        assistant_prefix: the assistant's partial answer so far (the path's steps).
+    """
+
+    prompt: str
+    seeds: tuple[int, ...]
+    request_id: str
+    stop: tuple[str, ...] = ()
+    max_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 1.0
+    logprobs: bool = False
+    priority: int = 0
+    messages: tuple[tuple[str, str], ...] = ()
+    assistant_prefix: str = ""
+
+    @property
+    def n(self) -> int:
+        """Number of continuations asked for."""
+        return len(self.seeds)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One generated continuation.
+
+    Attributes:
+        text: generated text, without the matched stop string.
+        finish_reason: "stop" (a stop string or EOS), "length" or "abort".
+        prompt_tokens: tokens in the prompt as the engine counted them.
+        completion_tokens: generated tokens.
+        cached_tokens: prompt tokens served from the prefix cache, if known.
+        stop_matched: the stop string that ended generation, if any.
+        token_logprobs: logprob of each generated token, when asked for.
+    """
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    stop_matched: str | None = None
+    token_logprobs: tuple[float, ...] = field(default=())
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """An LLM runtime that generates continuations (SGLang, OpenAI-compatible, embedded...).
+
+    `name` (for messages and traces) and `capabilities` are read-only.
+    """
+
+    @property
+    def name(self) -> str:
+        """Short name for messages and traces."""
+        ...
+
+    @property
+    def capabilities(self) -> BackendCapabilities:
+        """What this backend can do."""
+        ...
+
+    async def generate(self, request: GenerationRequest) -> list[Completion]:
+        """Return one completion per seed, in seed order.
+
+        Raises BackendUnavailableError when the engine cannot be reached,
+        BackendRequestError on an error answer, RequestCancelledError when
+        the request was cancelled.
+        """
+        ...
+
+    async def cancel(self, request_id: str) -> None:
+        """Abort a request in flight (all its continuations). Unknown ids are ignored."""
+        ...
+
+    async def health(self) -> None:
+        """Raise BackendUnavailableError (one line, naming the fix) if the engine is not usable."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections, subprocesses and other resources."""
+        ...

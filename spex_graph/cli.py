@@ -1,0 +1,213 @@
+"""The `spex` command line: solve one question, run a dataset, benchmark the engine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from spex_graph.config import ALGORITHMS
+from spex_graph.defaults import BACKENDS
+from spex_graph.errors import SpexError
+
+
+def _search_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--algorithm", default="rebase", choices=ALGORITHMS)
+    parser.add_argument("--width", type=int, default=None, help="search width (algorithm default)")
+    parser.add_argument("--backend", default="embedded", choices=BACKENDS)
+    parser.add_argument("--backend-url", default=None, help="server URL (sglang, openai)")
+    parser.add_argument("--model", default=None, help="model name (embedded: 1.5b or 0.5b)")
+    parser.add_argument("--max-depth", type=int, default=None)
+    parser.add_argument("--step-max-tokens", type=int, default=256)
+    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chat-template", default="chatml")
+    parser.add_argument("--request-timeout", type=float, default=600.0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for `spex`."""
+    parser = argparse.ArgumentParser(
+        prog="spex", description="Reward-guided Tree-of-Thought search on LangGraph."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    solve = sub.add_parser("solve", help="search one question; print the answer and the path")
+    solve.add_argument("question")
+    solve.add_argument("--task", default="gsm8k", help="prompt format: gsm8k, math500, game24")
+    solve.add_argument("--json", action="store_true", help="print the result as JSON")
+    _search_options(solve)
+
+    run = sub.add_parser("run", help="search a dataset; print accuracy and write JSONL")
+    run.add_argument("--dataset", default="gsm8k", help="gsm8k, math500 or game24")
+    run.add_argument("--limit", type=int, default=10)
+    run.add_argument("--offset", type=int, default=0)
+    run.add_argument("--concurrency", type=int, default=1)
+    run.add_argument("--out", default=None, help="JSONL path (default runs/<dataset>-<alg>.jsonl)")
+    _search_options(run)
+
+    bench_engine = sub.add_parser("bench-engine", help="embedded engine batching throughput")
+    bench_engine.add_argument("--branches", default="1,8")
+    bench_engine.add_argument("--tokens", type=int, default=64)
+    bench_engine.add_argument("--model", default=None)
+
+    setup = sub.add_parser("setup", help="build the embedded engine and assemble the model")
+    setup.add_argument("--model", default=None)
+    return parser
+
+
+def _reasoner(args: argparse.Namespace, task: str) -> Any:
+    from spex_graph.defaults import make_backend
+    from spex_graph.reasoner import SpexReasoner
+
+    if args.width is not None and args.width < 1:
+        raise SpexError("--width must be at least 1")
+    policy = make_backend(args.backend, args.backend_url, _model_name(args.model))
+    return SpexReasoner(
+        policy,
+        task=task,
+        algorithm=args.algorithm,
+        width=args.width,
+        max_depth=args.max_depth,
+        step_max_tokens=args.step_max_tokens,
+        temperature=args.temperature,
+        seed=args.seed,
+        chat_template=args.chat_template,
+        request_timeout_s=args.request_timeout,
+    )
+
+
+def _model_name(model: str | None) -> str | None:
+    aliases = {"1.5b": "qwen2.5-coder-1.5b", "0.5b": "qwen2.5-coder-0.5b"}
+    return aliases.get(model, model) if model else None
+
+
+async def _health(reasoner: Any) -> None:
+    await reasoner._loop.arun(reasoner.context.policy.health())
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    """`spex solve`: one question."""
+    reasoner = _reasoner(args, args.task)
+    try:
+        asyncio.run(_health(reasoner))
+        started = time.perf_counter()
+        result = reasoner.invoke(args.question)
+        elapsed = time.perf_counter() - started
+    finally:
+        reasoner.close()
+    if args.json:
+        print(result.model_dump_json(indent=2))
+        return 0
+    print(f"answer: {result.answer}")
+    print(f"path ({len(result.chosen_path)} steps, leaf {result.chosen_node}):")
+    for i, step in enumerate(result.chosen_path, 1):
+        print(f"  {i}. {step}")
+    print(
+        f"votes: {json.dumps({k: round(v, 3) for k, v in result.votes.items()})}  "
+        f"nodes: {result.nodes}  tokens: {result.tokens_primary}  time: {elapsed:.1f}s"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`spex run`: a dataset, with a progress bar and a JSONL of results."""
+    from tqdm import tqdm
+
+    from spex_graph.tasks import get_task
+
+    task = get_task(args.dataset)
+    problems = task.load(limit=args.limit, offset=args.offset)
+    out = Path(args.out or f"runs/{args.dataset}-{args.algorithm}.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    reasoner = _reasoner(args, args.dataset)
+    correct = failed = 0
+    try:
+        asyncio.run(_health(reasoner))
+        with out.open("w") as fh, tqdm(total=len(problems), desc=args.dataset, unit="q") as bar:
+
+            async def one(problem: Any, gate: asyncio.Semaphore) -> None:
+                nonlocal correct, failed
+                async with gate:
+                    started = time.perf_counter()
+                    try:
+                        result = await reasoner.ainvoke(problem)
+                        row = result.model_dump(mode="json")
+                        correct += bool(result.correct)
+                    except SpexError as exc:
+                        failed += 1
+                        row = {"question": problem.question, "error": str(exc)}
+                    row.update(id=problem.id, gold=problem.gold)
+                    row["wall_s"] = round(time.perf_counter() - started, 3)
+                    fh.write(json.dumps(row) + "\n")
+                    fh.flush()
+                    bar.update(1)
+                    bar.set_postfix(acc=f"{correct}/{bar.n}")
+
+            async def all_of() -> None:
+                gate = asyncio.Semaphore(max(1, args.concurrency))
+                await asyncio.gather(*(one(p, gate) for p in problems))
+
+            asyncio.run(all_of())
+    finally:
+        reasoner.close()
+    n = len(problems)
+    print(f"accuracy: {correct}/{n} = {correct / max(n, 1):.1%}  failed: {failed}  results: {out}")
+    return 0 if failed < n or n == 0 else 1
+
+
+def cmd_bench_engine(args: argparse.Namespace) -> int:
+    """`spex bench-engine`: aggregate tokens/s at several branch counts."""
+    from spex_graph.backends.embedded import EmbeddedBackend
+    from spex_graph.backends.embedded.bench import bench_engine, format_report
+
+    branches = [int(b) for b in args.branches.split(",") if b.strip()]
+    if not branches or min(branches) < 1:
+        raise SpexError("--branches takes positive integers, e.g. --branches 1,8")
+    backend = EmbeddedBackend(
+        model=_model_name(args.model) or "qwen2.5-coder-1.5b", parallel=max(branches)
+    )
+
+    async def go() -> Any:
+        try:
+            return await bench_engine(backend, branches, tokens=args.tokens)
+        finally:
+            await backend.aclose()
+
+    print(format_report(asyncio.run(go())))
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    """`spex setup`: prepare the embedded engine (build once, assemble the model)."""
+    from spex_graph.backends.embedded import setup
+
+    setup(_model_name(args.model) or "qwen2.5-coder-1.5b")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `spex` console script."""
+    args = build_parser().parse_args(argv)
+    handlers = {
+        "solve": cmd_solve,
+        "run": cmd_run,
+        "bench-engine": cmd_bench_engine,
+        "setup": cmd_setup,
+    }
+    try:
+        return handlers[args.command](args)
+    except SpexError as exc:
+        print(f"spex: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("spex: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Default backends and rewards, and constructors by name (used by the CLI and Studio)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import TYPE_CHECKING
+
+from spex_graph.backends.base import Backend
+from spex_graph.errors import ConfigError
+from spex_graph.rewards.base import RewardModel
+
+if TYPE_CHECKING:
+    from spex_graph.context import SearchContext
+
+BACKENDS: tuple[str, ...] = ("embedded", "sglang", "openai", "fake")
+
+
+def default_backend() -> Backend:
+    """The embedded CPU engine (model from $SPEX_MODEL, default the 1.5B); starts lazily."""
+    from spex_graph.backends.embedded import EmbeddedBackend
+
+    return EmbeddedBackend(model=os.environ.get("SPEX_MODEL", "qwen2.5-coder-1.5b"))
+
+
+def make_backend(name: str, url: str | None = None, model: str | None = None) -> Backend:
+    """A backend by name: embedded, sglang (url), openai (url, model) or fake."""
+    if name == "embedded":
+        from spex_graph.backends.embedded import EmbeddedBackend
+
+        return EmbeddedBackend(model=model or os.environ.get("SPEX_MODEL", "qwen2.5-coder-1.5b"))
+    if name in ("sglang", "openai"):
+        url = url or os.environ.get("SPEX_BACKEND_URL")
+        if not url:
+            raise ConfigError(
+                f"backend {name!r} needs a server URL: pass --backend-url http://host:port "
+                "or set SPEX_BACKEND_URL"
+            )
+        if name == "sglang":
+            from spex_graph.backends.sglang import SGLangBackend
+
+            return SGLangBackend(url)
+        from spex_graph.backends.openai_compat import OpenAICompatBackend
+
+        return OpenAICompatBackend(url, model or os.environ.get("SPEX_MODEL", "default"))
+    if name == "fake":
+        from spex_graph.backends.fake import ScriptedBackend
+
+        return ScriptedBackend()
+    raise ConfigError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def default_reward(task: str, policy: Backend) -> RewardModel:
+    """The reward that works out of the box for a task on any backend.
+
+    Game of 24 gets its exact verifier; GSM8K the arithmetic check gated
+    policy confidence; other tasks the policy's confidence. Confidence needs
+    token logprobs from the policy; without them every step scores 0.5.
+    """
+    from spex_graph.rewards.signals import (
+        ArithmeticConfidenceReward,
+        ConfidenceReward,
+        Game24Verifier,
+    )
+
+    del policy
+    if task == "game24":
+        return Game24Verifier()
+    if task == "gsm8k":
+        return ArithmeticConfidenceReward()
+    return ConfidenceReward()
+
+
+@functools.cache
+def environment_context() -> SearchContext:
+    """A shared SearchContext configured by environment variables (for Studio).
+
+    SPEX_BACKEND (embedded), SPEX_BACKEND_URL, SPEX_MODEL, SPEX_TASK (gsm8k),
+    SPEX_ALGORITHM (rebase), SPEX_WIDTH (algorithm default).
+    """
+    from spex_graph.config import SearchConfig
+    from spex_graph.context import SearchContext
+
+    width = os.environ.get("SPEX_WIDTH")
+    policy = make_backend(
+        os.environ.get("SPEX_BACKEND", "embedded"),
+        os.environ.get("SPEX_BACKEND_URL"),
+        os.environ.get("SPEX_MODEL"),
+    )
+    config = SearchConfig.make(
+        task=os.environ.get("SPEX_TASK", "gsm8k"),
+        algorithm=os.environ.get("SPEX_ALGORITHM", "rebase"),
+        width=int(width) if width else None,
+    )
+    return SearchContext.create(policy, config=config)

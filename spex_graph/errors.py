@@ -1,0 +1,30 @@
+"""Errors that reach the user as one line naming the cause and the fix."""
+
+from __future__ import annotations
+
+
+class SpexError(Exception):
+    """Base class of every error spex-graph raises on purpose.
+
+    The message is one line: what went wrong and how to fix it.
+    """
+
+
+class ConfigError(SpexError, ValueError):
+    """An invalid option or configuration value."""
+
+
+class BackendUnavailableError(SpexError):
+    """A backend (server or embedded engine) cannot be reached or started."""
+
+
+class BackendRequestError(SpexError):
+    """A backend answered a request with an error or a malformed answer."""
+
+
+class RequestCancelledError(SpexError):
+    """A request was cancelled before it finished (speculation dropped, query stopped)."""
+
+
+class ModelFileError(SpexError):
+    """An embedded model file is missing or corrupt."""

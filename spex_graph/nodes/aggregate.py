@@ -1,0 +1,54 @@
+"""`aggregate`: vote over the finished leaves, close the query, build the result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from spex_graph.nodes.common import context_of, load_problem, load_search, load_tree
+from spex_graph.result import SearchResult
+from spex_graph.state import SearchGraphState
+from spex_graph.voting import vote
+
+
+async def aggregate_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[str, Any]:
+    """Pick the answer by the algorithm's vote, cancel leftover work, report the result."""
+    ctx = context_of(runtime)
+    tree = load_tree(state)
+    search = load_search(state)
+    problem = load_problem(state)
+    algorithm = ctx.algorithm
+    outcome = vote(
+        tree,
+        algorithm.candidates(tree, search),
+        ctx.task.equivalent,
+        method=getattr(algorithm, "vote", "weighted"),
+        aggregation=getattr(algorithm, "aggregation", "min"),
+    )
+    session = await ctx.dispatcher.close(state["query_id"])
+    stats = session.stats() if session is not None else None
+    correct = ctx.task.is_correct(problem, outcome.answer) if problem.gold else None
+    result = SearchResult(
+        query_id=state["query_id"],
+        question=problem.question,
+        answer=outcome.answer,
+        correct=correct,
+        chosen_path=tree.steps(outcome.node_id) if outcome.node_id is not None else [],
+        chosen_node=outcome.node_id,
+        votes=outcome.weights,
+        stop_reason=search.stop_reason or "finished",
+        algorithm=algorithm.name,
+        width=algorithm.width,
+        nodes=len(tree),
+        tokens_primary=stats.primary if stats else 0,
+        tokens_speculative_used=stats.speculative_used if stats else 0,
+        tokens_speculative_wasted=stats.speculative_wasted if stats else 0,
+        speculation_hit_rate=stats.hit_rate if stats else 0.0,
+        cancelled_requests=stats.cancelled_requests if stats else 0,
+        latency_s=ctx.dispatcher.clock() - state.get("started_at", ctx.dispatcher.clock()),
+    )
+    runtime.stream_writer(
+        {"event": "answer", "query_id": state["query_id"], "answer": result.answer}
+    )
+    return {"result": result.model_dump(mode="json")}

@@ -1,0 +1,60 @@
+"""Helpers shared by the graph nodes: context lookup and state (de)serialisation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from spex_graph.algorithms.base import SearchState
+from spex_graph.context import SearchContext
+from spex_graph.errors import ConfigError
+from spex_graph.state import SearchGraphState
+from spex_graph.tasks.base import Problem
+from spex_graph.tree import SearchTree
+
+
+def context_of(runtime: Runtime[Any]) -> SearchContext:
+    """The SearchContext of this run.
+
+    Without one (LangGraph Studio, `langgraph dev`), a process-wide context is
+    built from the environment: see `spex_graph.defaults.environment_context`.
+    """
+    ctx = runtime.context
+    if isinstance(ctx, SearchContext):
+        return ctx
+    if ctx is None:
+        from spex_graph.defaults import environment_context
+
+        return environment_context()
+    raise ConfigError(
+        f"the search graph's context must be a SearchContext, not {type(ctx).__name__}: "
+        "pass context=SearchContext.create(...) or use SpexReasoner"
+    )
+
+
+def load_tree(state: SearchGraphState) -> SearchTree:
+    """The tree from state."""
+    return SearchTree.model_validate(state["tree"])
+
+
+def load_search(state: SearchGraphState) -> SearchState:
+    """The algorithm state from state."""
+    return SearchState.model_validate(state["search"])
+
+
+def load_problem(state: SearchGraphState) -> Problem:
+    """The problem record from state."""
+    data = state["problem"]
+    return Problem(
+        id=str(data["id"]),
+        task=str(data["task"]),
+        question=str(data["question"]),
+        gold=str(data.get("gold", "")),
+        meta=dict(data.get("meta") or {}),
+    )
+
+
+def dump(model: Any) -> dict[str, Any]:
+    """JSON-mode dump of a pydantic model (checkpoint-safe plain data)."""
+    return model.model_dump(mode="json")  # type: ignore[no-any-return]

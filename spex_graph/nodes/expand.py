@@ -1,0 +1,99 @@
+"""`expand`: generate the children the algorithm asked for, through the dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from spex_graph.algorithms.base import ExpandOrder
+from spex_graph.context import SearchContext
+from spex_graph.nodes.common import context_of, dump, load_problem, load_tree
+from spex_graph.requests import generation_builder
+from spex_graph.runtime.dispatcher import ExpansionKey
+from spex_graph.state import SearchGraphState
+from spex_graph.tasks.base import Problem
+from spex_graph.tree import NodeStatus, SearchNode, SearchTree
+
+
+async def expand_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[str, Any]:
+    """Submit one request per new child (joining speculative work), wait, add the children."""
+    ctx = context_of(runtime)
+    tree = load_tree(state)
+    problem = load_problem(state)
+    session = ctx.dispatcher.session(state["query_id"])
+    orders = [ExpandOrder(**o) for o in state.get("orders", [])]
+
+    jobs: list[tuple[ExpandOrder, ExpansionKey]] = []
+    next_index: dict[int, int] = {}
+    for order in orders:
+        parent_key = tree.path_key(order.node_id)
+        steps = tree.steps(order.node_id)
+        first = next_index.get(order.node_id, len(tree.children_of.get(order.node_id, [])))
+        for j in range(order.n):
+            key = (*parent_key, first + j)
+            build = generation_builder(ctx, problem, steps, key, until_end=order.until_end)
+            session.expand(key, build)
+            jobs.append((order, key))
+        next_index[order.node_id] = first + order.n
+
+    completions = await asyncio.gather(*(session.expand(key, _unused) for _, key in jobs))
+    now = ctx.dispatcher.clock()
+    new_ids: list[int] = []
+    for (order, key), completion in zip(jobs, completions, strict=True):
+        speculative = session.was_speculative(key)
+        session.adopt(key)
+        child = tree.add_child(
+            order.node_id,
+            text=completion.text.strip(),
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            cached_tokens=completion.cached_tokens,
+            finish_reason=completion.finish_reason,
+            speculative=speculative,
+            created_at=now,
+        )
+        classify_child(
+            ctx, problem, tree, child, until_end=order.until_end, ended=_ended(completion)
+        )
+        new_ids.append(child.id)
+
+    runtime.stream_writer(
+        {
+            "event": "expand",
+            "query_id": state["query_id"],
+            "new_nodes": [
+                {"id": i, "parent": tree.node(i).parent, "text": tree.node(i).text} for i in new_ids
+            ],
+            "tree_size": len(tree),
+        }
+    )
+    return {"tree": dump(tree), "new_ids": new_ids, "orders": []}
+
+
+def _unused(_request_id: str) -> Any:
+    raise AssertionError("expansion was submitted above; joining must not rebuild it")
+
+
+def _ended(completion: Any) -> bool:
+    """The engine stopped on end-of-sequence rather than on the step delimiter."""
+    return completion.finish_reason == "stop" and completion.stop_matched is None
+
+
+def classify_child(
+    ctx: SearchContext,
+    problem: Problem,
+    tree: SearchTree,
+    child: SearchNode,
+    *,
+    until_end: bool,
+    ended: bool,
+) -> None:
+    """Mark a new child terminal (with its extracted answer) when its path is finished."""
+    del problem
+    step_has_answer = ctx.task.is_terminal(child.text)
+    if until_end or step_has_answer or ended or child.depth >= ctx.max_depth:
+        child.status = NodeStatus.TERMINAL
+        full_text = ctx.task.step_delimiter.join(tree.steps(child.id))
+        child.answer = ctx.task.extract_answer(full_text)

@@ -1,0 +1,182 @@
+"""`SpexReasoner`: the search graph as a LangChain Runnable.
+
+Drop it into a chain (`prompt | reasoner`), call `invoke`/`batch` from sync
+code or `ainvoke`/`abatch`/`astream` from async code. All queries of one
+reasoner share one dispatcher (and later one speculation budget), and run on
+the reasoner's own event loop so backends' connections stay valid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from langchain_core.runnables import Runnable, RunnableConfig
+
+from spex_graph.algorithms.base import SearchAlgorithm
+from spex_graph.backends.base import Backend
+from spex_graph.config import SearchConfig
+from spex_graph.context import SearchContext
+from spex_graph.errors import ConfigError
+from spex_graph.graph import RECURSION_LIMIT, build_search_graph
+from spex_graph.result import SearchResult
+from spex_graph.rewards.base import RewardModel
+from spex_graph.runtime.loop import LoopThread
+from spex_graph.tasks.base import Problem, Task
+
+
+class SpexReasoner(Runnable[Any, Any]):
+    """A reward-guided Tree-of-Thought reasoner as a LangChain Runnable.
+
+    Input: a question string, a dict with "question" (or "problem"), a
+    `Problem`, or anything with `to_string()` (a PromptValue); `None` resumes
+    a checkpointed thread given in `config["configurable"]["thread_id"]`.
+    Output: a `SearchResult`, or just the answer string with `output="answer"`.
+
+    Args:
+        policy: generation backend (default: the embedded CPU engine).
+        reward: reward model (default: the task's default reward).
+        task, algorithm: override the objects the config would build.
+        checkpointer: a LangGraph checkpointer to make runs resumable.
+        output: "result" (SearchResult) or "answer" (str | None).
+        **options: SearchConfig fields (task="gsm8k", algorithm="rebase", width=8, ...).
+    """
+
+    def __init__(
+        self,
+        policy: Backend | None = None,
+        reward: RewardModel | None = None,
+        *,
+        config: SearchConfig | None = None,
+        task: Task | str | None = None,
+        algorithm: SearchAlgorithm | str | None = None,
+        checkpointer: Any = None,
+        output: str = "result",
+        **options: Any,
+    ) -> None:
+        if output not in ("result", "answer"):
+            raise ConfigError(f"output must be 'result' or 'answer', not {output!r}")
+        self.context = SearchContext.create(
+            policy, reward, config=config, task=task, algorithm=algorithm, **options
+        )
+        self.graph = build_search_graph(checkpointer=checkpointer)
+        self.output = output
+        self._loop = LoopThread()
+
+    # -- Runnable interface -------------------------------------------------
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        """Search one question and return its result."""
+        return self._loop.run(self._search(input, config))
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        """Search one question (async); concurrent calls share the dispatcher."""
+        return await self._loop.arun(self._search(input, config))
+
+    async def astream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        """Yield progress events (dicts with an "event" key) as the tree grows, then the result."""
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        caller = asyncio.get_running_loop()
+
+        def put(item: tuple[str, Any]) -> None:
+            caller.call_soon_threadsafe(queue.put_nowait, item)
+
+        async def pump() -> None:
+            try:
+                async for mode, chunk in self.graph.astream(
+                    self._graph_input(input),
+                    self._graph_config(config),
+                    context=self.context,
+                    stream_mode=["custom", "values"],
+                ):
+                    if mode == "custom":
+                        put(("event", chunk))
+                    elif isinstance(chunk, dict) and "result" in chunk:
+                        put(("result", self._output(chunk["result"])))
+            except BaseException as exc:  # forwarded to the consumer
+                put(("error", exc))
+            finally:
+                put(("done", None))
+
+        future = self._loop.submit(pump())
+        try:
+            while True:
+                kind, item = await queue.get()
+                if kind == "done":
+                    break
+                if kind == "error":
+                    raise item
+                yield item
+        finally:
+            future.cancel()
+
+    def stream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[Any]:
+        """Sync version of `astream`."""
+        loop = asyncio.new_event_loop()
+        agen = self.astream(input, config).__aiter__()
+        try:
+            while True:
+                try:
+                    yield loop.run_until_complete(agen.__anext__())
+                except StopAsyncIteration:
+                    break
+        finally:
+            loop.close()
+
+    # -- helpers --------------------------------------------------------------
+
+    async def _search(self, input: Any, config: RunnableConfig | None) -> Any:
+        out = await self.graph.ainvoke(
+            self._graph_input(input), self._graph_config(config), context=self.context
+        )
+        return self._output(out["result"])
+
+    def _output(self, result: dict[str, Any]) -> Any:
+        parsed = SearchResult.model_validate(result)
+        return parsed.answer if self.output == "answer" else parsed
+
+    @staticmethod
+    def _graph_config(config: RunnableConfig | None) -> RunnableConfig:
+        merged: RunnableConfig = dict(config or {})  # type: ignore[assignment]
+        merged.setdefault("recursion_limit", RECURSION_LIMIT)
+        return merged
+
+    def _graph_input(self, input: Any) -> dict[str, Any] | None:
+        if input is None:
+            return None
+        if isinstance(input, str):
+            return {"question": input}
+        if isinstance(input, Problem):
+            return {"problem": dataclasses.asdict(input)}
+        if isinstance(input, dict):
+            if "question" in input or "problem" in input:
+                out = dict(input)
+                if isinstance(out.get("problem"), Problem):
+                    out["problem"] = dataclasses.asdict(out["problem"])
+                return out
+            raise ConfigError("a dict input needs a 'question' or 'problem' key")
+        if hasattr(input, "to_string"):
+            return {"question": input.to_string()}
+        raise ConfigError(
+            f"cannot search a {type(input).__name__}; pass a question string or a dict "
+            "with 'question'"
+        )
+
+    async def aclose(self) -> None:
+        """Close the backends (stops the embedded engine)."""
+        await self._loop.arun(self._close())
+
+    def close(self) -> None:
+        """Sync `aclose`; the reasoner's loop stops afterwards."""
+        self._loop.run(self._close())
+        self._loop.stop()
+
+    async def _close(self) -> None:
+        await self.context.policy.aclose()
+        await self.context.reward.aclose()
