@@ -15,6 +15,8 @@ from typing import Any
 from spex_graph.algorithms.base import SearchAlgorithm
 from spex_graph.backends.base import Backend
 from spex_graph.config import SearchConfig
+from spex_graph.policies.budget import BudgetController
+from spex_graph.policies.config import SpexConfig
 from spex_graph.rewards.base import RewardModel
 from spex_graph.runtime.dispatcher import Clock, Dispatcher
 from spex_graph.tasks.base import Task
@@ -33,7 +35,9 @@ class SearchContext:
         task: prompt format, answer extraction and grading.
         algorithm: the ask-tell search algorithm.
         config: the validated search configuration.
+        spex: SPEX switches and knobs (speculation, budget, early termination).
         dispatcher: owner of in-flight requests, shared by all queries.
+        clock: time source (default monotonic; the simulator passes virtual time).
     """
 
     policy: Backend
@@ -41,21 +45,27 @@ class SearchContext:
     task: Task
     algorithm: SearchAlgorithm
     config: SearchConfig = field(default_factory=SearchConfig)
+    spex: SpexConfig = field(default_factory=SpexConfig)
     dispatcher: Dispatcher = field(init=False)
     clock: Clock | None = None
 
     def __post_init__(self) -> None:
-        if self.clock is None:
-            self.dispatcher = Dispatcher(
-                self.policy, self.reward, request_timeout_s=self.config.request_timeout_s
+        budget = None
+        if self.spex.speculation and self.spex.budget:
+            budget = BudgetController(
+                factor=self.spex.budget_factor,
+                load_aware=self.spex.budget_load_aware,
+                fair=self.spex.budget_fair,
+                tokens_per_request=self.config.step_max_tokens / 2,
             )
-        else:
-            self.dispatcher = Dispatcher(
-                self.policy,
-                self.reward,
-                clock=self.clock,
-                request_timeout_s=self.config.request_timeout_s,
-            )
+        extra = {} if self.clock is None else {"clock": self.clock}
+        self.dispatcher = Dispatcher(
+            self.policy,
+            self.reward,
+            request_timeout_s=self.config.request_timeout_s,
+            budget=budget,
+            **extra,  # type: ignore[arg-type]
+        )
 
     @classmethod
     def create(
@@ -66,6 +76,7 @@ class SearchContext:
         config: SearchConfig | None = None,
         task: Task | str | None = None,
         algorithm: SearchAlgorithm | str | None = None,
+        spex: SpexConfig | None = None,
         clock: Clock | None = None,
         **options: Any,
     ) -> SearchContext:
@@ -99,7 +110,7 @@ class SearchContext:
             )
         policy = policy if policy is not None else default_backend()
         reward = reward if reward is not None else default_reward(task.name, policy)
-        return cls(policy, reward, task, algorithm, cfg, clock=clock)
+        return cls(policy, reward, task, algorithm, cfg, spex=spex or SpexConfig(), clock=clock)
 
     @property
     def max_depth(self) -> int:

@@ -9,6 +9,7 @@ sleep, so speculation and abort logic can be tested without a model.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,40 @@ def toy_math_script(depth_to_answer: int = 3, answers: tuple[str, ...] = ("42", 
     return script
 
 
+class PrioritySlots:
+    """A fixed number of engine slots; waiters with a higher priority go first
+    (FIFO within a priority), like SGLang's priority scheduling."""
+
+    def __init__(self, slots: int) -> None:
+        self.free = slots
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = 0
+
+    async def acquire(self, priority: int) -> None:
+        """Wait for a slot."""
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        heapq.heappush(self._waiters, (-priority, self._seq, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # the slot was handed over just as we were cancelled
+            raise
+
+    def release(self) -> None:
+        """Free a slot, handing it to the best live waiter."""
+        while self._waiters:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)
+                return
+        self.free += 1
+
+
 @dataclass
 class ScriptedBackend:
     """Backend whose text comes from a script and whose latency is injected.
@@ -63,7 +98,7 @@ class ScriptedBackend:
     calls: list[GenerationRequest] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     _tasks: dict[str, asyncio.Task[list[Completion]]] = field(default_factory=dict)
-    _slots: asyncio.Semaphore | None = None
+    _slots: PrioritySlots | None = None
 
     @property
     def capabilities(self) -> BackendCapabilities:
@@ -91,12 +126,15 @@ class ScriptedBackend:
             self._tasks.pop(request.request_id, None)
 
     async def _run(self, request: GenerationRequest) -> list[Completion]:
-        if self.enforce_concurrency:
-            if self._slots is None:
-                self._slots = asyncio.Semaphore(self.max_concurrency)
-            async with self._slots:
-                return await self._complete(request)
-        return await self._complete(request)
+        if not self.enforce_concurrency:
+            return await self._complete(request)
+        if self._slots is None:
+            self._slots = PrioritySlots(self.max_concurrency)
+        await self._slots.acquire(request.priority)
+        try:
+            return await self._complete(request)
+        finally:
+            self._slots.release()
 
     async def _complete(self, request: GenerationRequest) -> list[Completion]:
         delay = self.latency(request)

@@ -58,3 +58,15 @@ def load_problem(state: SearchGraphState) -> Problem:
 def dump(model: Any) -> dict[str, Any]:
     """JSON-mode dump of a pydantic model (checkpoint-safe plain data)."""
     return model.model_dump(mode="json")  # type: ignore[no-any-return]
+
+
+def speculator_for(ctx: SearchContext, state: SearchGraphState) -> Any:
+    """The query's Speculator (created on first use), or None when speculation is off."""
+    if not ctx.spex.speculation:
+        return None
+    session = ctx.dispatcher.session(state["query_id"])
+    if session.speculator is None:
+        from spex_graph.policies.speculation import Speculator
+
+        Speculator(ctx, session, load_problem(state), ctx.spex)
+    return session.speculator

@@ -8,6 +8,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from spex_graph.nodes.common import context_of, dump, load_problem, load_search, load_tree
+from spex_graph.policies.termination import apply_early_termination
 from spex_graph.requests import score_request
 from spex_graph.state import SearchGraphState
 
@@ -42,6 +43,7 @@ async def evaluate_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[
         node.reward = float(reward)
         node.scored_at = now
     search = ctx.algorithm.observe(tree, search, new_ids)
+    search = apply_early_termination(ctx, tree, search, state["query_id"])
     runtime.stream_writer(
         {
             "event": "evaluate",

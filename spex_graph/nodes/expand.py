@@ -8,13 +8,17 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from spex_graph.algorithms.base import ExpandOrder
-from spex_graph.context import SearchContext
-from spex_graph.nodes.common import context_of, dump, load_problem, load_tree
+from spex_graph.nodes.common import (
+    context_of,
+    dump,
+    load_problem,
+    load_tree,
+    speculator_for,
+)
 from spex_graph.requests import generation_builder
 from spex_graph.runtime.dispatcher import ExpansionKey
 from spex_graph.state import SearchGraphState
-from spex_graph.tasks.base import Problem
-from spex_graph.tree import NodeStatus, SearchNode, SearchTree
+from spex_graph.terminal import classify_child
 
 
 async def expand_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[str, Any]:
@@ -23,6 +27,7 @@ async def expand_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[st
     tree = load_tree(state)
     problem = load_problem(state)
     session = ctx.dispatcher.session(state["query_id"])
+    speculator_for(ctx, state)  # pipelines scoring as children finish
     orders = [ExpandOrder(**o) for o in state.get("orders", [])]
 
     jobs: list[tuple[ExpandOrder, ExpansionKey]] = []
@@ -54,9 +59,7 @@ async def expand_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[st
             speculative=speculative,
             created_at=now,
         )
-        classify_child(
-            ctx, problem, tree, child, until_end=order.until_end, ended=_ended(completion)
-        )
+        classify_child(ctx, tree, child, until_end=order.until_end, completion=completion)
         new_ids.append(child.id)
 
     runtime.stream_writer(
@@ -74,26 +77,3 @@ async def expand_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[st
 
 def _unused(_request_id: str) -> Any:
     raise AssertionError("expansion was submitted above; joining must not rebuild it")
-
-
-def _ended(completion: Any) -> bool:
-    """The engine stopped on end-of-sequence rather than on the step delimiter."""
-    return completion.finish_reason == "stop" and completion.stop_matched is None
-
-
-def classify_child(
-    ctx: SearchContext,
-    problem: Problem,
-    tree: SearchTree,
-    child: SearchNode,
-    *,
-    until_end: bool,
-    ended: bool,
-) -> None:
-    """Mark a new child terminal (with its extracted answer) when its path is finished."""
-    del problem
-    step_has_answer = ctx.task.is_terminal(child.text)
-    if until_end or step_has_answer or ended or child.depth >= ctx.max_depth:
-        child.status = NodeStatus.TERMINAL
-        full_text = ctx.task.step_delimiter.join(tree.steps(child.id))
-        child.answer = ctx.task.extract_answer(full_text)

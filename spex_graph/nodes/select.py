@@ -11,7 +11,13 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from spex_graph.errors import ConfigError
-from spex_graph.nodes.common import context_of, dump, load_search, load_tree
+from spex_graph.nodes.common import (
+    context_of,
+    dump,
+    load_search,
+    load_tree,
+    speculator_for,
+)
 from spex_graph.state import SearchGraphState
 from spex_graph.tree import SearchTree
 
@@ -61,7 +67,12 @@ async def select_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[st
     ctx = context_of(runtime)
     tree: SearchTree = load_tree(state)
     search = load_search(state)
+    speculator = speculator_for(ctx, state)
+    if speculator is not None:
+        speculator.commit(tree, search)
     orders = ctx.algorithm.propose(tree, search)
+    if speculator is not None:
+        speculator.reconcile(tree, orders)
     runtime.stream_writer(
         {
             "event": "select",

@@ -14,14 +14,16 @@ from the path, the text is the one the primary request would have produced.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from spex_graph.backends.base import Backend, Completion, GenerationRequest
 from spex_graph.errors import BackendRequestError, RequestCancelledError, SpexError
+from spex_graph.policies.budget import BudgetController, Claim
 from spex_graph.rewards.base import RewardModel, ScoreRequest
 from spex_graph.runtime.trace import RequestRecord, TokenStats, token_stats
 
@@ -41,6 +43,7 @@ def key_str(key: ExpansionKey) -> str:
 class _Flight:
     task: asyncio.Task[Completion]
     record: RequestRecord
+    claim: Claim | None = None
 
 
 @dataclass
@@ -54,8 +57,14 @@ class QuerySession:
     query_id: str
     dispatcher: Dispatcher
     records: list[RequestRecord] = field(default_factory=list)
+    listeners: list[Callable[[str, ExpansionKey], None]] = field(default_factory=list)
+    """Called with ("expanded" | "scored", key) when a request of this query finishes."""
+    speculator: Any = None
+    """The query's SPEX speculator, when speculation is on (see spex_graph.policies)."""
     _expansions: dict[ExpansionKey, _Flight] = field(default_factory=dict)
     _scores: dict[ExpansionKey, asyncio.Task[float]] = field(default_factory=dict)
+    _score_records: dict[ExpansionKey, RequestRecord] = field(default_factory=dict)
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def expand(
         self,
@@ -63,19 +72,25 @@ class QuerySession:
         build: Callable[[str], GenerationRequest],
         *,
         speculative: bool = False,
+        claim: Claim | None = None,
     ) -> asyncio.Task[Completion]:
         """Submit (or join) the generation of the node at `key`.
 
         `build(request_id)` makes the request; it is only called when nothing
         for this key is in flight or done. A primary submission that joins a
-        speculative one marks it used (a speculation hit).
+        speculative one marks it used (a speculation hit). A speculative
+        submission carries its budget `claim`, released when the request ends.
         """
         flight = self._expansions.get(key)
         if flight is not None and not (flight.task.cancelled() or _failed(flight.task)):
             if not speculative and flight.record.speculative:
                 flight.record.outcome = "used"
+            if claim is not None:
+                self.dispatcher.release(claim)
             return flight.task
         request = build(f"{self.query_id}-{uuid.uuid4().hex[:12]}")
+        if not speculative:
+            request = dataclasses.replace(request, priority=request.priority + 1)
         record = RequestRecord(
             request_id=request.request_id,
             query_id=self.query_id,
@@ -85,13 +100,25 @@ class QuerySession:
             enqueued_at=self.dispatcher.clock(),
         )
         self.records.append(record)
-        task = asyncio.ensure_future(self._generate(request, record))
-        self._expansions[key] = _Flight(task, record)
+        task = asyncio.ensure_future(self._generate(request, record, claim))
+        self._expansions[key] = _Flight(task, record, claim)
+        task.add_done_callback(lambda t: self._notify("expanded", key, t))
         return task
 
-    async def _generate(self, request: GenerationRequest, record: RequestRecord) -> Completion:
+    def _notify(self, event: str, key: ExpansionKey, task: asyncio.Future[Any]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        for listener in list(self.listeners):
+            listener(event, key)
+
+    async def _generate(
+        self, request: GenerationRequest, record: RequestRecord, claim: Claim | None
+    ) -> Completion:
         dispatcher = self.dispatcher
         record.started_at = dispatcher.clock()
+        estimate = dispatcher.budget.tokens_per_request if dispatcher.budget else 0.0
+        if not record.speculative:
+            dispatcher.primary_started(estimate)
         try:
             completions = await dispatcher.call_with_retry(
                 lambda: dispatcher.policy.generate(request), dispatcher.policy.name
@@ -104,7 +131,13 @@ class QuerySession:
             record.outcome = "failed"
             record.finished_at = dispatcher.clock()
             raise
+        finally:
+            if claim is not None:
+                dispatcher.release(claim)
+            if not record.speculative:
+                dispatcher.primary_finished(estimate, None)  # the mean is fed below
         record.finished_at = dispatcher.clock()
+        dispatcher.observe_tokens(sum(c.completion_tokens for c in completions))
         if len(completions) != 1:
             record.outcome = "failed"
             raise BackendRequestError(
@@ -152,8 +185,16 @@ class QuerySession:
         ]
 
     async def cancel(self, key: ExpansionKey) -> None:
-        """Abort the expansion at `key` on the engine (if running) and forget it."""
+        """Abort the expansion (and scoring) at `key` on the engine and forget them."""
         flight = self._expansions.pop(key, None)
+        score = self._scores.pop(key, None)
+        score_record = self._score_records.pop(key, None)
+        if score is not None and not score.done():
+            if score_record is not None:
+                score_record.outcome = "cancelled"
+                await self.dispatcher.reward.cancel(score_record.request_id)
+            score.cancel()
+            await asyncio.gather(score, return_exceptions=True)
         if flight is None:
             return
         if not flight.task.done():
@@ -161,23 +202,56 @@ class QuerySession:
             await self.dispatcher.policy.cancel(flight.record.request_id)
             flight.task.cancel()
             await asyncio.gather(flight.task, return_exceptions=True)
+        if flight.claim is not None:
+            self.dispatcher.release(flight.claim)
 
-    def score(self, key: ExpansionKey, request: ScoreRequest) -> asyncio.Task[float]:
+    def cancel_soon(self, keys: list[ExpansionKey]) -> None:
+        """Schedule `cancel` for each key without waiting (for sync callers)."""
+        for key in keys:
+            if key in self._expansions or key in self._scores:
+                task = asyncio.ensure_future(self.cancel(key))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    def keys(self) -> list[ExpansionKey]:
+        """Every key with an expansion submitted in this session."""
+        return list(self._expansions)
+
+    def has_score(self, key: ExpansionKey) -> bool:
+        """Whether scoring for `key` was submitted (and has not failed)."""
+        task = self._scores.get(key)
+        return task is not None and not (task.cancelled() or _failed(task))
+
+    def reward(self, key: ExpansionKey) -> float | None:
+        """The finished reward for `key`, if any."""
+        task = self._scores.get(key)
+        if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+            return None
+        return task.result()
+
+    def score(
+        self, key: ExpansionKey, request: ScoreRequest, *, speculative: bool = False
+    ) -> asyncio.Task[float]:
         """Submit (or join) the scoring of the node at `key`."""
         task = self._scores.get(key)
         if task is not None and not (task.cancelled() or _failed(task)):
+            record = self._score_records.get(key)
+            if not speculative and record is not None and record.speculative:
+                record.outcome = "used"
             return task
         record = RequestRecord(
             request_id=request.request_id,
             query_id=self.query_id,
             kind="reward",
             key=key_str(key),
-            speculative=False,
+            speculative=speculative,
             enqueued_at=self.dispatcher.clock(),
         )
         self.records.append(record)
         task = asyncio.ensure_future(self._score(request, record))
         self._scores[key] = task
+        self._score_records[key] = record
+        task.add_done_callback(lambda t: self._notify("scored", key, t))
         return task
 
     async def _score(self, request: ScoreRequest, record: RequestRecord) -> float:
@@ -192,7 +266,8 @@ class QuerySession:
             record.finished_at = dispatcher.clock()
             raise
         record.finished_at = dispatcher.clock()
-        record.outcome = "used"
+        if record.outcome == "pending":
+            record.outcome = "wasted" if record.speculative else "used"
         return value
 
     def stats(self) -> TokenStats:
@@ -201,14 +276,21 @@ class QuerySession:
 
     async def cancel_all(self) -> None:
         """Abort everything this query still has in flight."""
+        self.listeners.clear()
         for key in list(self._expansions):
             flight = self._expansions[key]
             if not flight.task.done():
                 await self.cancel(key)
-        for task in self._scores.values():
+        for key, task in list(self._scores.items()):
             if not task.done():
-                task.cancel()
+                await self.cancel(key)
         await asyncio.gather(*self._scores.values(), return_exceptions=True)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a task's exception as seen (a cancelled request's error is expected)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _failed(task: asyncio.Task[object]) -> bool:
@@ -232,7 +314,28 @@ class Dispatcher:
     clock: Clock = time.monotonic
     request_timeout_s: float = 600.0
     retries: int = 1
+    budget: BudgetController | None = None
     _sessions: dict[str, QuerySession] = field(default_factory=dict)
+
+    def primary_started(self, tokens: float) -> None:
+        """Count a primary request against the shared budget (never refused)."""
+        if self.budget is not None:
+            self.budget.primary_started(tokens)
+
+    def primary_finished(self, tokens: float, actual: int | None) -> None:
+        """A primary request ended."""
+        if self.budget is not None:
+            self.budget.primary_finished(tokens, actual)
+
+    def observe_tokens(self, tokens: int) -> None:
+        """Feed the budget's tokens-per-request mean."""
+        if self.budget is not None and tokens > 0:
+            self.budget.tokens_per_request += 0.1 * (tokens - self.budget.tokens_per_request)
+
+    def release(self, claim: Claim) -> None:
+        """Return a speculative claim to the budget."""
+        if self.budget is not None:
+            self.budget.release(claim)
 
     def session(self, query_id: str) -> QuerySession:
         """The query's session, created on first use (a resumed run finds its old one)."""
@@ -251,6 +354,8 @@ class Dispatcher:
         session = self._sessions.pop(query_id, None)
         if session is not None:
             await session.cancel_all()
+        if self.budget is not None:
+            self.budget.unregister(query_id)
         return session
 
     async def call_with_retry(self, call: Callable[[], Awaitable[T]], target: str) -> T:
@@ -258,7 +363,9 @@ class Dispatcher:
         attempt = 0
         while True:
             try:
-                return await asyncio.wait_for(call(), self.request_timeout_s)
+                inner = asyncio.ensure_future(call())
+                inner.add_done_callback(_retrieve)
+                return await asyncio.wait_for(inner, self.request_timeout_s)
             except TimeoutError:
                 raise SpexError(
                     f"a request to {target!r} took longer than "

@@ -1,0 +1,168 @@
+"""The inter-query budget controller: one bound on speculative work for all queries.
+
+Primary work always runs and is only counted. Speculative requests ask for a
+grant: at most `M - primary_in_flight - speculative_in_flight` (the SPEX
+reference rule), measured in *tokens* rather than requests, with
+
+    M = budget_factor x sum of active queries' widths x mean tokens per request
+        x load scale
+
+The load scale shrinks M when the engine reports a queue, high KV use or a
+rising per-token latency, and lets it grow (up to 2x) while the engine idles.
+With `fair` on, each query may hold at most its share of the speculative pool,
+weighted by how useful its speculation has been and how unsettled its answer
+is, so easy or mispredicting queries yield capacity to the others.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Claim:
+    """Budget held by one speculative request; release it exactly once."""
+
+    query_id: str
+    tokens: float
+    released: bool = False
+
+
+@dataclass
+class _QueryShare:
+    width: int
+    useful: float = 0.5
+    unsettled: float = 1.0
+    spec_tokens: float = 0.0
+
+
+@dataclass
+class BudgetController:
+    """Shared by every query a reasoner runs (see the module docstring).
+
+    Attributes:
+        factor: budget_factor in M.
+        load_aware: adapt M to engine load reports and latency.
+        fair: cap each query at its weighted share of the speculative pool.
+        tokens_per_request: running mean of completion tokens (EMA, weight 0.1).
+        load_scale: current multiplier on M from load (0.25 .. 2.0).
+    """
+
+    factor: float = 1.5
+    load_aware: bool = True
+    fair: bool = True
+    tokens_per_request: float = 64.0
+    load_scale: float = 1.0
+    primary_tokens: float = 0.0
+    spec_tokens: float = 0.0
+    _queries: dict[str, _QueryShare] = field(default_factory=dict)
+    _best_latency: float = math.inf
+
+    # -- queries -----------------------------------------------------------
+
+    def register(self, query_id: str, width: int) -> None:
+        """A query starts; its width counts towards M."""
+        self._queries.setdefault(query_id, _QueryShare(width=max(1, width)))
+
+    def unregister(self, query_id: str) -> None:
+        """A query ended (its claims must have been released)."""
+        self._queries.pop(query_id, None)
+
+    def report(
+        self, query_id: str, *, useful: float | None = None, unsettled: float | None = None
+    ) -> None:
+        """Update a query's fairness inputs (useful fraction, answer unsettledness, 0..1)."""
+        share = self._queries.get(query_id)
+        if share is None:
+            return
+        if useful is not None:
+            share.useful = min(1.0, max(0.0, useful))
+        if unsettled is not None:
+            share.unsettled = min(1.0, max(0.0, unsettled))
+
+    # -- capacity ----------------------------------------------------------
+
+    @property
+    def capacity(self) -> float:
+        """M in tokens."""
+        widths = sum(q.width for q in self._queries.values())
+        return self.factor * widths * self.tokens_per_request * self.load_scale
+
+    def free(self) -> float:
+        """Tokens a new speculative grant may use now (never negative)."""
+        return max(0.0, self.capacity - self.primary_tokens - self.spec_tokens)
+
+    def share(self, query_id: str) -> float:
+        """The most speculative tokens `query_id` may hold (its weighted share of the pool)."""
+        pool = max(0.0, self.capacity - self.primary_tokens)
+        if not self.fair or len(self._queries) <= 1:
+            return pool
+        weights = {q: self._weight(s) for q, s in self._queries.items()}
+        total = sum(weights.values())
+        return pool * weights.get(query_id, 0.0) / total if total > 0 else 0.0
+
+    @staticmethod
+    def _weight(share: _QueryShare) -> float:
+        return share.width * (0.25 + share.useful) * (0.5 + share.unsettled)
+
+    # -- work --------------------------------------------------------------
+
+    def primary_started(self, tokens: float) -> None:
+        """Count a primary request (never refused)."""
+        self.primary_tokens += tokens
+
+    def primary_finished(self, tokens: float, actual_tokens: int | None = None) -> None:
+        """A primary request ended; `actual_tokens` feeds the tokens-per-request mean."""
+        self.primary_tokens = max(0.0, self.primary_tokens - tokens)
+        if actual_tokens is not None and actual_tokens > 0:
+            self.tokens_per_request += 0.1 * (actual_tokens - self.tokens_per_request)
+
+    def try_grant(self, query_id: str, n: int, tokens_each: float | None = None) -> list[Claim]:
+        """Grant up to `n` speculative requests of `tokens_each` tokens; returns the claims."""
+        each = max(1.0, tokens_each if tokens_each is not None else self.tokens_per_request)
+        share = self._queries.get(query_id)
+        if share is None or n <= 0:
+            return []
+        by_pool = math.floor(self.free() / each)
+        by_share = math.floor(max(0.0, self.share(query_id) - share.spec_tokens) / each)
+        granted = max(0, min(n, by_pool, by_share))
+        claims = [Claim(query_id, each) for _ in range(granted)]
+        self.spec_tokens += each * granted
+        share.spec_tokens += each * granted
+        return claims
+
+    def release(self, claim: Claim) -> None:
+        """Return a claim's tokens (idempotent)."""
+        if claim.released:
+            return
+        claim.released = True
+        self.spec_tokens = max(0.0, self.spec_tokens - claim.tokens)
+        share = self._queries.get(claim.query_id)
+        if share is not None:
+            share.spec_tokens = max(0.0, share.spec_tokens - claim.tokens)
+
+    # -- load --------------------------------------------------------------
+
+    def observe_load(
+        self, running: int, waiting: int, kv_usage: float | None, max_running: int
+    ) -> None:
+        """Adapt the load scale to an engine load report."""
+        if not self.load_aware:
+            return
+        target = 1.0
+        if waiting > 0:
+            target *= max(0.25, 1.0 - waiting / (running + waiting + 1))
+        if kv_usage is not None and kv_usage > 0.85:
+            target *= max(0.25, (1.0 - kv_usage) / 0.15)
+        if waiting == 0 and max_running > 0 and running < 0.5 * max_running:
+            target = max(target, 2.0 if (kv_usage or 0.0) < 0.5 else 1.0)
+        self.load_scale = min(2.0, max(0.25, 0.5 * self.load_scale + 0.5 * target))
+
+    def observe_latency(self, seconds_per_token: float) -> None:
+        """Shrink M when per-token latency rises well above the best seen."""
+        if not self.load_aware or seconds_per_token <= 0:
+            return
+        self._best_latency = min(self._best_latency, seconds_per_token)
+        if seconds_per_token > 1.5 * self._best_latency:
+            self.load_scale = max(0.25, self.load_scale * 0.9)

@@ -1,0 +1,94 @@
+"""`SpexConfig`: the switches and knobs of SPEX's three techniques."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from spex_graph.errors import ConfigError
+
+
+class SpexConfig(BaseModel):
+    """SPEX settings. Each technique switches on and off on its own; all off is the
+    plain baseline through the same code path.
+
+    Speculation (intra-query):
+        speculation: expand predicted children ahead of the reward model's verdicts.
+        exact: speculation may change when work happens, never what the search
+            decides (the selected tree and answer equal the baseline's). Speculative
+            results are only ever used for the very node (same path, same seed) the
+            real search asks for, and speculative leaves never vote.
+        lookahead_layers: how many layers beyond the real frontier to speculate (L).
+        spec_width_factor: speculate this many times the predicted children
+            (hedges against mispredictions; the paper uses 1.2).
+        max_spec_per_layer: cap on speculative children per layer, as a multiple
+            of the search width.
+        useful_alpha: weight of the newest layer in the moving average of the
+            useful fraction of speculation.
+        useful_start: the moving average's initial value.
+        useful_min: below this useful fraction, speculation is throttled linearly
+            (to zero at a useful fraction of zero).
+        mcts_preexplore: extra MCTS frontier nodes pre-explored with virtual visits.
+
+    Budget (inter-query):
+        budget: bound in-flight speculative work across all concurrent queries.
+        budget_factor: M = budget_factor x active queries x width (in requests),
+            converted to tokens with the running mean tokens per request.
+        budget_load_aware: shrink M when the engine reports load (queue, KV use,
+            rising latency) and let it grow back when the engine idles.
+        budget_fair: share the speculative budget across queries by how useful
+            their speculation has been and how unsettled their answer is.
+
+    Early termination:
+        early_termination: stop a query once its answer is settled.
+        et_alpha_bfs / et_alpha_mcts: alpha in W1 - W2 > alpha x remaining x (W2 / n2).
+        et_threshold_bfs / et_threshold_mcts: the leading answer's median leaf weight
+            (min step reward) must exceed this.
+        prune_margin: prune live branches whose path reward (min step reward) trails
+            the best live branch by more than this; None = never.
+        prune_min_depth: only prune at or below this depth.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    speculation: bool = True
+    exact: bool = True
+    lookahead_layers: int = Field(3, ge=1, le=16)
+    spec_width_factor: float = Field(1.2, ge=1.0, le=4.0)
+    max_spec_per_layer: float = Field(2.0, gt=0.0, le=16.0)
+    useful_alpha: float = Field(0.4, gt=0.0, le=1.0)
+    useful_start: float = Field(0.5, ge=0.0, le=1.0)
+    useful_min: float = Field(0.25, ge=0.0, le=1.0)
+    mcts_preexplore: int = Field(2, ge=0, le=16)
+
+    budget: bool = True
+    budget_factor: float = Field(1.5, gt=0.0, le=64.0)
+    budget_load_aware: bool = True
+    budget_fair: bool = True
+
+    early_termination: bool = False
+    et_alpha_bfs: float = Field(1.0, ge=0.0)
+    et_threshold_bfs: float = Field(0.9, ge=0.0, le=1.0)
+    et_alpha_mcts: float = Field(0.5, ge=0.0)
+    et_threshold_mcts: float = Field(0.95, ge=0.0, le=1.0)
+    prune_margin: float | None = Field(None, gt=0.0)
+    prune_min_depth: int = Field(2, ge=1)
+
+    @classmethod
+    def make(cls, **values: object) -> SpexConfig:
+        """Build a config, turning validation errors into one-line ConfigErrors."""
+        try:
+            return cls(**values)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "spex"
+            raise ConfigError(f"invalid SPEX option {where}: {err['msg']}") from None
+
+    @classmethod
+    def baseline(cls) -> SpexConfig:
+        """Everything off: the plain search."""
+        return cls(speculation=False, budget=False, early_termination=False)
+
+    @classmethod
+    def full(cls) -> SpexConfig:
+        """All three techniques on (early termination may change answers)."""
+        return cls(speculation=True, budget=True, early_termination=True)

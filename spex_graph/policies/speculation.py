@@ -1,0 +1,368 @@
+"""Intra-query speculative path selection (SPEX technique 1), for every algorithm.
+
+The speculator predicts what the search will ask for next by running the
+algorithm itself on a *hypothetical* copy of the tree: the committed tree
+(after the last real selection), extended layer by layer with whatever the
+engine has already produced for those paths, and with rewards that have not
+arrived yet filled in by a prediction. Whatever `propose` returns on that copy
+is the predicted selection; its children are submitted to the dispatcher as
+speculative requests, up to `lookahead_layers` beyond the real frontier.
+
+Since a node's request (prompt and seed) depends only on its path, a
+speculative request is byte-identical to the one the real search would send:
+when the real `expand` asks for that path it joins the request (a hit). What
+the real search never asks for is cancelled on the engine (layered searches
+at each real selection, MCTS at the end of the query). Speculation therefore
+changes only when work happens, never what the search decides (exact mode).
+
+The speculator also pipelines scoring: a child's reward request is sent the
+moment its text is ready, instead of after the whole layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from spex_graph.algorithms.base import ExpandOrder, SearchState
+from spex_graph.context import SearchContext
+from spex_graph.policies.config import SpexConfig
+from spex_graph.requests import generation_builder, score_request
+from spex_graph.runtime.dispatcher import ExpansionKey, QuerySession
+from spex_graph.tasks.base import Problem
+from spex_graph.terminal import classify_child
+from spex_graph.tree import SearchTree
+
+log = logging.getLogger(__name__)
+
+LAYERED_ALGORITHMS = frozenset({"rebase", "beam", "ets", "bon"})
+
+
+def is_layered(algorithm: object) -> bool:
+    """Whether every selection of the algorithm is one whole layer (BFS family)."""
+    name = getattr(algorithm, "name", "")
+    if name == "bestfirst":
+        return getattr(algorithm, "mode", "bfs") == "bfs"
+    return name in LAYERED_ALGORITHMS
+
+
+def child_keys(tree: SearchTree, orders: Sequence[ExpandOrder]) -> list[ExpansionKey]:
+    """The path keys `expand` will use for these orders (same numbering)."""
+    keys: list[ExpansionKey] = []
+    next_index: dict[int, int] = {}
+    for order in orders:
+        parent_key = tree.path_key(order.node_id)
+        first = next_index.get(order.node_id, len(tree.children_of.get(order.node_id, [])))
+        keys.extend((*parent_key, first + j) for j in range(order.n))
+        next_index[order.node_id] = first + order.n
+    return keys
+
+
+@dataclass
+class Speculator:
+    """One query's speculation state; lives in its dispatcher session, never in checkpoints.
+
+    Attributes:
+        useful: moving average of the fraction of speculative work the real search used.
+        launched: speculative keys submitted and not yet reconciled.
+    """
+
+    ctx: SearchContext
+    session: QuerySession
+    problem: Problem
+    config: SpexConfig
+    useful: float = 0.5
+    launched: dict[ExpansionKey, int] = field(default_factory=dict)
+    _base: tuple[SearchTree, SearchState] | None = None
+    _scheduled: bool = False
+    _stopped: bool = False
+    _last_hits: int = 0
+    _last_spec: int = 0
+    _last_load_poll: float = -math.inf
+    _polls: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.useful = self.config.useful_start
+        self.session.speculator = self
+        self.session.listeners.append(self._on_event)
+        if self.ctx.dispatcher.budget is not None:
+            self.ctx.dispatcher.budget.register(self.session.query_id, self.ctx.algorithm.width)
+
+    # -- events from the graph ------------------------------------------------
+
+    def commit(self, tree: SearchTree, search: SearchState) -> None:
+        """The real search's state after a selection was observed: speculate from here."""
+        self._base = (tree.model_copy(deep=True), search.model_copy(deep=True))
+        if search.done:
+            self.stop()
+        else:
+            self._schedule()
+
+    def stop(self) -> None:
+        """No more speculation for this query."""
+        self._stopped = True
+
+    def reconcile(self, tree: SearchTree, orders: Sequence[ExpandOrder]) -> None:
+        """The real selection is made: cancel speculation it does not want, update `useful`."""
+        wanted = set(child_keys(tree, orders))
+        if is_layered(self.ctx.algorithm) and wanted:
+            depth = len(next(iter(wanted)))
+            at_depth = [k for k, d in self.launched.items() if d == depth]
+            if at_depth:
+                used = sum(1 for k in at_depth if k in wanted)
+                self._update_useful(used / len(at_depth))
+            dropped = [k for k in at_depth if k not in wanted]
+            doomed = [k for k in self.launched if any(k[: len(d)] == d for d in dropped)]
+            for k in at_depth:
+                self.launched.pop(k, None)
+            for k in doomed:
+                self.launched.pop(k, None)
+            self.session.cancel_soon(doomed)
+        else:
+            self.launched = {
+                k: d
+                for k, d in self.launched.items()
+                if self.session.in_flight(k) and self.session.completion(k) is None
+            }
+            stats = self.session.stats()
+            spec, hits = stats.speculative_requests, stats.speculative_hits
+            if spec - self._last_spec >= 1:
+                self._update_useful((hits - self._last_hits) / (spec - self._last_spec))
+            self._last_spec, self._last_hits = spec, hits
+        if self.ctx.dispatcher.budget is not None:
+            self.ctx.dispatcher.budget.report(self.session.query_id, useful=self.useful)
+
+    def _update_useful(self, fraction: float) -> None:
+        alpha = self.config.useful_alpha
+        self.useful = alpha * fraction + (1 - alpha) * self.useful
+
+    def throttle(self) -> float:
+        """Multiplier on speculation: 1 while useful >= useful_min, linear down to 0 below."""
+        if self.config.useful_min <= 0 or self.useful >= self.config.useful_min:
+            return 1.0
+        return max(0.0, self.useful / self.config.useful_min)
+
+    # -- engine events ----------------------------------------------------------
+
+    def _on_event(self, event: str, key: ExpansionKey) -> None:
+        if self._stopped:
+            return
+        if event == "expanded":
+            self._pipeline_score(key)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._scheduled or self._stopped:
+            return
+        self._scheduled = True
+        asyncio.get_running_loop().call_soon(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        if self._stopped or self._base is None:
+            return
+        try:
+            self._poll_load()
+            self.lookahead()
+        except Exception:  # speculation must never fail a query
+            log.exception("speculation disabled for query %s", self.session.query_id)
+            self.stop()
+
+    # -- scoring pipeline ---------------------------------------------------------
+
+    def _path_texts(self, key: ExpansionKey) -> list[str] | None:
+        texts: list[str] = []
+        for depth in range(1, len(key) + 1):
+            completion = self.session.completion(key[:depth])
+            if completion is None:
+                return None
+            texts.append(completion.text.strip())
+        return texts
+
+    def _pipeline_score(self, key: ExpansionKey) -> None:
+        if self.session.has_score(key):
+            return
+        texts = self._path_texts(key)
+        completion = self.session.completion(key)
+        if texts is None or completion is None:
+            return
+        request = score_request(
+            self.ctx,
+            self.problem,
+            texts,
+            f"{self.session.query_id}-r{'/'.join(map(str, key))}",
+            step_logprobs=completion.token_logprobs,
+            finish_reason=completion.finish_reason,
+        )
+        self.session.score(key, request, speculative=self.session.was_speculative(key))
+
+    # -- prediction ---------------------------------------------------------------
+
+    def lookahead(self) -> None:
+        """Extend the hypothetical tree as far as results allow; launch predicted children."""
+        assert self._base is not None
+        tree = self._base[0].model_copy(deep=True)
+        state = self._base[1].model_copy(deep=True)
+        algorithm = self.ctx.algorithm
+        placeholders: set[int] = set()
+        if self.config.mcts_preexplore and hasattr(algorithm, "select_leaf"):
+            self._preexplore(tree, state)
+        for layer in range(self.config.lookahead_layers + 1):
+            orders = algorithm.propose(tree, state)
+            if not orders:
+                return
+            if layer > 0:
+                self._launch(tree, orders, placeholders)
+            new_ids, produced = self._grow(tree, orders, placeholders)
+            if not produced:
+                return
+            state = algorithm.observe(tree, state, new_ids)
+
+    def _grow(
+        self, tree: SearchTree, orders: Sequence[ExpandOrder], placeholders: set[int]
+    ) -> tuple[list[int], int]:
+        """Add the orders' children to the hypothetical tree from finished results;
+        missing ones become placeholders with predicted rewards."""
+        new_ids: list[int] = []
+        produced = 0
+        keys = child_keys(tree, orders)
+        parents = [o for o in orders for _ in range(o.n)]
+        for order, key in zip(parents, keys, strict=True):
+            completion = None if order.node_id in placeholders else self.session.completion(key)
+            if completion is None:
+                child = tree.add_child(order.node_id, text="")
+                placeholders.add(child.id)
+            else:
+                produced += 1
+                child = tree.add_child(
+                    order.node_id,
+                    text=completion.text.strip(),
+                    finish_reason=completion.finish_reason,
+                )
+                classify_child(
+                    self.ctx, tree, child, until_end=order.until_end, completion=completion
+                )
+                child.reward = self.session.reward(key)
+            new_ids.append(child.id)
+        for node_id in new_ids:
+            node = tree.node(node_id)
+            if node.reward is None:
+                node.reward = self._predict(tree, node_id, new_ids)
+        return new_ids, produced
+
+    @staticmethod
+    def _predict(tree: SearchTree, node_id: int, layer: Sequence[int]) -> float:
+        """Predicted reward: known siblings' mean, else the parent's reward, else 0.5."""
+        node = tree.node(node_id)
+        siblings = [
+            tree.node(i).reward
+            for i in tree.children_of.get(node.parent or 0, [])
+            if i in layer and i != node_id
+        ]
+        known = [r for r in siblings if r is not None]
+        if known:
+            return sum(known) / len(known)
+        parent = tree.node(node.parent) if node.parent is not None else None
+        if parent is not None and parent.reward is not None:
+            return parent.reward
+        return 0.5
+
+    def _launch(
+        self, tree: SearchTree, orders: Sequence[ExpandOrder], placeholders: set[int]
+    ) -> None:
+        """Submit speculative requests for the predicted orders (hedged, capped, budgeted)."""
+        real = [o for o in orders if o.node_id not in placeholders]
+        if not real:
+            return
+        ranked = sorted(real, key=lambda o: (-o.n, o.node_id))
+        total = sum(o.n for o in ranked)
+        extra = math.ceil(total * (self.config.spec_width_factor - 1.0))
+        widened = {o.node_id: o.n for o in ranked}
+        for i in range(extra):
+            widened[ranked[i % len(ranked)].node_id] += 1
+        depth = tree.node(ranked[0].node_id).depth + 1
+        cap = math.floor(
+            self.config.max_spec_per_layer * self.ctx.algorithm.width * self.throttle()
+        )
+        live_at_depth = sum(1 for d in self.launched.values() if d == depth)
+        room = cap - live_at_depth
+        if room <= 0:
+            return
+        # Predicted children first (best-allocated parents first), hedges after them.
+        wanted: list[tuple[ExpandOrder, ExpansionKey]] = []
+        hedges: list[tuple[ExpandOrder, ExpansionKey]] = []
+        for order in ranked:
+            parent_key = tree.path_key(order.node_id)
+            first = len(tree.children_of.get(order.node_id, []))
+            for j in range(widened[order.node_id]):
+                key = (*parent_key, first + j)
+                if not self.session.in_flight(key) and key not in self.launched:
+                    (wanted if j < order.n else hedges).append((order, key))
+        wanted = sorted(wanted, key=lambda item: (item[1][-1], -item[0].n)) + hedges
+        wanted = wanted[:room]
+        if not wanted:
+            return
+        budget = self.ctx.dispatcher.budget
+        if budget is not None:
+            claims: list[object] = list(budget.try_grant(self.session.query_id, len(wanted)))
+        else:
+            claims = [None] * len(wanted)
+        for (order, key), claim in zip(wanted, claims, strict=False):
+            build = generation_builder(
+                self.ctx, self.problem, tree.steps(order.node_id), key, until_end=order.until_end
+            )
+            self.session.expand(key, build, speculative=True, claim=claim)  # type: ignore[arg-type]
+            self.launched[key] = len(key)
+
+    def _preexplore(self, tree: SearchTree, state: SearchState) -> None:
+        """MCTS: speculatively expand the frontier nodes the next rollouts will likely pick,
+        spreading picks with virtual visit counts (virtual loss)."""
+        algorithm = self.ctx.algorithm
+        virtual: dict[int, int] = {}
+        orders: list[ExpandOrder] = []
+        for _ in range(self.config.mcts_preexplore):
+            leaf = algorithm.select_leaf(tree, state, virtual)  # type: ignore[attr-defined]
+            node = tree.node(leaf)
+            cur: int | None = leaf
+            while cur is not None:
+                virtual[cur] = virtual.get(cur, 0) + 1
+                cur = tree.node(cur).parent
+            if leaf == state.cursor or tree.children_of.get(leaf) or str(node.status) != "active":
+                continue
+            if all(o.node_id != leaf for o in orders):
+                orders.append(ExpandOrder(leaf, algorithm.width))
+        if orders:
+            self._launch(tree, orders, set())
+
+    def _poll_load(self) -> None:
+        budget = self.ctx.dispatcher.budget
+        load_fn = getattr(self.ctx.policy, "load", None)
+        if budget is None or not budget.load_aware or load_fn is None:
+            return
+        now = self.ctx.dispatcher.clock()
+        if now - self._last_load_poll < 1.0:
+            return
+        self._last_load_poll = now
+
+        async def poll() -> None:
+            try:
+                load = await load_fn()
+            except Exception:
+                return
+            if load is not None:
+                budget.observe_load(
+                    int(getattr(load, "running", 0)),
+                    int(getattr(load, "waiting", 0)),
+                    getattr(load, "token_usage", None),
+                    int(
+                        getattr(load, "max_running", 0)
+                        or self.ctx.policy.capabilities.max_concurrency
+                    ),
+                )
+
+        task = asyncio.ensure_future(poll())
+        self._polls.add(task)
+        task.add_done_callback(self._polls.discard)
