@@ -45,7 +45,11 @@ class Game24Verifier(_CpuReward):
 
     async def score(self, request: ScoreRequest) -> float:
         """1.0 if the path so far can still (or does) reach 24, else 0.0."""
-        return 1.0 if game24_path_valid(request.gold_hint, list(request.steps)) else 0.0
+        return (
+            1.0
+            if game24_path_valid(request.gold_hint, list(request.steps), require_reachable=True)
+            else 0.0
+        )
 
 
 @dataclass

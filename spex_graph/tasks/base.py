@@ -1,0 +1,139 @@
+"""The task interface: problems, prompts, answer extraction and grading."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from spex_graph.errors import ConfigError
+
+__all__ = ["DATA_FILES", "Problem", "Task", "data_dir"]
+
+#: The data files the built-in tasks read, by task name.
+DATA_FILES = {
+    "math500": "math500.jsonl",
+    "gsm8k": "gsm8k_test.jsonl",
+    "game24": "game24.csv",
+}
+
+
+@dataclass(frozen=True, eq=True, unsafe_hash=False)
+class Problem:
+    """One benchmark problem.
+
+    Attributes:
+        id: stable identifier (MATH-500 ``unique_id``, ``gsm8k-<row>``, ``game24-<rank>``).
+        task: the task name (``math500``, ``gsm8k``, ``game24``).
+        question: the problem text shown to the model (Game of 24: the four numbers).
+        gold: the reference answer (Game of 24: the puzzle numbers, e.g. ``"4 4 6 8"``).
+        meta: plain JSON-safe extras (subject, level, rank, ...).
+    """
+
+    id: str
+    task: str
+    question: str
+    gold: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Task(Protocol):
+    """What the search needs to know about a benchmark.
+
+    Attributes:
+        name: the task name ``get_task`` knows it by.
+        step_delimiter: the stop string that ends one reasoning step.
+        max_depth: a sane default maximum number of steps in a solution.
+    """
+
+    name: str
+    step_delimiter: str
+    max_depth: int
+
+    def load(self, limit: int | None = None, offset: int = 0) -> list[Problem]:
+        """Problems ``offset`` .. ``offset + limit`` of the task's evaluation split."""
+        ...
+
+    def messages(self, problem: Problem) -> list[tuple[str, str]]:
+        """Chat messages ``(role, content)``: a system prompt and the user turn."""
+        ...
+
+    def extract_answer(self, text: str) -> str | None:
+        """The final answer in a full solution text, or None if it has none."""
+        ...
+
+    def is_terminal(self, step_text: str) -> bool:
+        """Whether this step states the final answer."""
+        ...
+
+    def equivalent(self, a: str, b: str) -> bool:
+        """Whether two extracted answers are the same answer (for grouping votes)."""
+        ...
+
+    def is_correct(self, problem: Problem, answer: str | None) -> bool:
+        """Whether ``answer`` solves ``problem``."""
+        ...
+
+
+def _has_data(path: Path) -> bool:
+    return path.is_dir() and any((path / name).is_file() for name in DATA_FILES.values())
+
+
+def data_dir() -> Path:
+    """The folder that holds the benchmark data files.
+
+    ``$SPEX_DATA_DIR`` if set; else the first ``shared/data`` found walking up from this
+    file and from the working directory (``<repo>/../shared/data``); else the small slice
+    packaged in ``spex_graph/tasks/sample_data``.
+
+    Raises:
+        ConfigError: ``$SPEX_DATA_DIR`` is not a folder, or no data folder exists at all.
+    """
+    env = os.environ.get("SPEX_DATA_DIR")
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_dir():
+            raise ConfigError(f"SPEX_DATA_DIR={env} is not a folder; point it at the data folder")
+        return path
+    starts = [Path(__file__).resolve().parent, Path.cwd().resolve()]
+    for start in starts:
+        for folder in (start, *start.parents):
+            candidate = folder / "shared" / "data"
+            if _has_data(candidate):
+                return candidate
+    sample = Path(__file__).resolve().parent / "sample_data"
+    if _has_data(sample):
+        return sample
+    raise ConfigError(
+        "no benchmark data found; set SPEX_DATA_DIR to a folder with math500.jsonl, "
+        "gsm8k_test.jsonl and game24.csv"
+    )
+
+
+def data_file(task: str, directory: Path | None = None) -> Path:
+    """The data file of ``task`` inside ``directory`` (default :func:`data_dir`).
+
+    Raises:
+        ConfigError: the file does not exist.
+    """
+    folder = directory if directory is not None else data_dir()
+    path = folder / DATA_FILES[task]
+    if not path.is_file():
+        raise ConfigError(
+            f"{path} not found; set SPEX_DATA_DIR to a folder that has {DATA_FILES[task]}"
+        )
+    return path
+
+
+def slice_rows(rows: list[Any], limit: int | None, offset: int) -> list[Any]:
+    """``rows[offset : offset + limit]`` with validation of the two numbers.
+
+    Raises:
+        ConfigError: a negative ``offset`` or ``limit``.
+    """
+    if offset < 0 or (limit is not None and limit < 0):
+        raise ConfigError(f"offset={offset}, limit={limit}: both must be >= 0")
+    end = None if limit is None else offset + limit
+    return rows[offset:end]
