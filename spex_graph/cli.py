@@ -55,6 +55,25 @@ def build_parser() -> argparse.ArgumentParser:
     bench_engine.add_argument("--tokens", type=int, default=64)
     bench_engine.add_argument("--model", default=None)
 
+    bench = sub.add_parser("bench", help="baseline vs SPEX (ablations, oracle) side by side")
+    bench.add_argument("--backend", default="sim", choices=("sim", *BACKENDS))
+    bench.add_argument("--backend-url", default=None)
+    bench.add_argument("--model", default=None)
+    bench.add_argument("--algorithm", default="rebase", choices=ALGORITHMS)
+    bench.add_argument("--width", type=int, default=16)
+    bench.add_argument("--queries", type=int, default=64)
+    bench.add_argument("--concurrency", type=int, default=1)
+    bench.add_argument("--modes", default="baseline,spex,oracle")
+    bench.add_argument("--dataset", default="gsm8k", help="real backends: gsm8k, math500, game24")
+    bench.add_argument("--profile", default="h100-7b", help="sim: h100-7b, h200-7b, h100-8b")
+    bench.add_argument("--shared-engine", action="store_true", help="sim: policy+PRM on one GPU")
+    bench.add_argument("--early-termination", action="store_true", help="add ET to spex mode")
+    bench.add_argument("--rollouts", type=int, default=None, help="MCTS rollouts")
+    bench.add_argument("--step-max-tokens", type=int, default=256)
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--json", default=None, help="write the JSON report here")
+    bench.add_argument("--plot", default=None, help="write a PNG timeline (first query) here")
+
     setup = sub.add_parser("setup", help="build the embedded engine and assemble the model")
     setup.add_argument("--model", default=None)
     return parser
@@ -86,15 +105,17 @@ def _model_name(model: str | None) -> str | None:
     return aliases.get(model, model) if model else None
 
 
-async def _health(reasoner: Any) -> None:
-    await reasoner._loop.arun(reasoner.context.policy.health())
+def _health(reasoner: Any) -> None:
+    from spex_graph.runtime.loop import run_on_shared_loop
+
+    run_on_shared_loop(reasoner.context.policy.health())
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
     """`spex solve`: one question."""
     reasoner = _reasoner(args, args.task)
     try:
-        asyncio.run(_health(reasoner))
+        _health(reasoner)
         started = time.perf_counter()
         result = reasoner.invoke(args.question)
         elapsed = time.perf_counter() - started
@@ -127,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     reasoner = _reasoner(args, args.dataset)
     correct = failed = 0
     try:
-        asyncio.run(_health(reasoner))
+        _health(reasoner)
         with out.open("w") as fh, tqdm(total=len(problems), desc=args.dataset, unit="q") as bar:
 
             async def one(problem: Any, gate: asyncio.Semaphore) -> None:
@@ -182,6 +203,47 @@ def cmd_bench_engine(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """`spex bench`: every mode on the same workload, one table."""
+    from spex_graph.bench import BenchSpec, build_report, format_table, run_bench
+
+    options = {"rollouts": args.rollouts} if args.rollouts else {}
+    spec = BenchSpec(
+        backend=args.backend,
+        algorithm=args.algorithm,
+        width=args.width,
+        queries=args.queries,
+        concurrency=args.concurrency,
+        modes=args.modes,
+        dataset=args.dataset,
+        profile=args.profile,
+        shared_engine=args.shared_engine,
+        early_termination=args.early_termination,
+        seed=args.seed,
+        backend_url=args.backend_url,
+        model=_model_name(args.model),
+        algorithm_options=options,
+        step_max_tokens=args.step_max_tokens,
+    )
+    print(f"spex bench: {spec.backend} {spec.algorithm} width {spec.width}, modes {spec.modes}")
+    runs = run_bench(spec, progress=lambda line: print(line, flush=True))
+    report = build_report(spec, runs)
+    print(format_table(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+    if args.plot:
+        from spex_graph.bench.plot import plot_timelines
+
+        panels = []
+        for run in runs:
+            if run.mode in ("baseline", "spex", "oracle") and run.results:
+                first = str(run.results[0].get("query_id"))
+                panels.append((f"{run.mode}: query {first}", run.records.get(first, [])))
+        print(f"wrote {plot_timelines(panels, args.plot)}")
+    return 0
+
+
 def cmd_setup(args: argparse.Namespace) -> int:
     """`spex setup`: prepare the embedded engine (build once, assemble the model)."""
     from spex_graph.backends.embedded import setup
@@ -197,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         "solve": cmd_solve,
         "run": cmd_run,
         "bench-engine": cmd_bench_engine,
+        "bench": cmd_bench,
         "setup": cmd_setup,
     }
     try:

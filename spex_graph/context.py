@@ -48,6 +48,8 @@ class SearchContext:
     spex: SpexConfig = field(default_factory=SpexConfig)
     dispatcher: Dispatcher = field(init=False)
     clock: Clock | None = None
+    speculator_factory: Any = None
+    """Optional (ctx, session, problem) -> Speculator; the benchmark's oracle uses it."""
 
     def __post_init__(self) -> None:
         budget = None

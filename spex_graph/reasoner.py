@@ -2,8 +2,9 @@
 
 Drop it into a chain (`prompt | reasoner`), call `invoke`/`batch` from sync
 code or `ainvoke`/`abatch`/`astream` from async code. All queries of one
-reasoner share one dispatcher (and later one speculation budget), and run on
-the reasoner's own event loop so backends' connections stay valid.
+reasoner share one dispatcher and one speculation budget. Every reasoner runs
+its queries on one process-wide event loop (a daemon thread), so sync and
+async callers can share backends and their connections stay valid.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from spex_graph.errors import ConfigError
 from spex_graph.graph import RECURSION_LIMIT, build_search_graph
 from spex_graph.result import SearchResult
 from spex_graph.rewards.base import RewardModel
-from spex_graph.runtime.loop import LoopThread
+from spex_graph.runtime.loop import shared_loop
 from spex_graph.tasks.base import Problem, Task
 
 
@@ -63,7 +64,7 @@ class SpexReasoner(Runnable[Any, Any]):
         )
         self.graph = build_search_graph(checkpointer=checkpointer)
         self.output = output
-        self._loop = LoopThread()
+        self._loop = shared_loop()
 
     # -- Runnable interface -------------------------------------------------
 
@@ -173,9 +174,8 @@ class SpexReasoner(Runnable[Any, Any]):
         await self._loop.arun(self._close())
 
     def close(self) -> None:
-        """Sync `aclose`; the reasoner's loop stops afterwards."""
+        """Sync `aclose`."""
         self._loop.run(self._close())
-        self._loop.stop()
 
     async def _close(self) -> None:
         await self.context.policy.aclose()

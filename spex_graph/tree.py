@@ -72,6 +72,14 @@ class SearchTree(BaseModel):
         """The root node (the question, empty text)."""
         return self.nodes[0]
 
+    def clone(self) -> SearchTree:
+        """A fast independent copy (nodes hold only immutable values, so shallow node
+        copies suffice)."""
+        return SearchTree.model_construct(
+            nodes=[n.model_copy() for n in self.nodes],
+            children_of={k: list(v) for k, v in self.children_of.items()},
+        )
+
     def __len__(self) -> int:
         return len(self.nodes)
 
@@ -86,7 +94,8 @@ class SearchTree(BaseModel):
     def add_child(self, parent: int, **fields: object) -> SearchNode:
         """Append a child of `parent`; its id and child index are assigned here."""
         siblings = self.children_of.setdefault(parent, [])
-        node = SearchNode(
+        # model_construct: the search calls this in hot loops with trusted values
+        node = SearchNode.model_construct(
             id=len(self.nodes),
             parent=parent,
             child_index=len(siblings),

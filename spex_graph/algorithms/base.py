@@ -64,6 +64,21 @@ class SearchState(BaseModel):
     cursor: int | None = None
     rollouts_done: int = 0
 
+    def clone(self) -> SearchState:
+        """A fast independent copy (containers copied, values are immutable)."""
+        return SearchState.model_construct(
+            frontier=list(self.frontier),
+            allocation=dict(self.allocation),
+            open_nodes=list(self.open_nodes),
+            iteration=self.iteration,
+            done=self.done,
+            stop_reason=self.stop_reason,
+            visits=dict(self.visits),
+            value_sum=dict(self.value_sum),
+            cursor=self.cursor,
+            rollouts_done=self.rollouts_done,
+        )
+
 
 @runtime_checkable
 class SearchAlgorithm(Protocol):

@@ -106,7 +106,7 @@ class Beam:
 
     def observe(self, tree: SearchTree, state: SearchState, new_ids: list[int]) -> SearchState:
         """Keep the top `width − finished` live candidates; prune the others."""
-        st = state.model_copy(deep=True)
+        st = state.clone()
         if st.done:
             return st
         st.iteration += 1

@@ -128,7 +128,7 @@ class BestFirst:
 
     def observe(self, tree: SearchTree, state: SearchState, new_ids: list[int]) -> SearchState:
         """Value the new states and choose the next ones to expand."""
-        st = state.model_copy(deep=True)
+        st = state.clone()
         if st.done:
             return st
         st.iteration += 1

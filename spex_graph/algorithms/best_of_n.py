@@ -57,7 +57,7 @@ class BestOfN:
 
     def observe(self, tree: SearchTree, state: SearchState, new_ids: list[int]) -> SearchState:
         """The samples are in: the search is finished."""
-        st = state.model_copy(deep=True)
+        st = state.clone()
         if st.done:
             return st
         st.iteration += 1

@@ -232,7 +232,7 @@ class Ets:
 
     def observe(self, tree: SearchTree, state: SearchState, new_ids: list[int]) -> SearchState:
         """Allocate the remaining width over the new layer's live nodes; prune zeros."""
-        st = state.model_copy(deep=True)
+        st = state.clone()
         if st.done:
             return st
         st.iteration += 1

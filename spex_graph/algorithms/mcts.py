@@ -177,7 +177,7 @@ class Mcts:
 
     def observe(self, tree: SearchTree, state: SearchState, new_ids: list[int]) -> SearchState:
         """Continue the rollout from the best new child, or close it and start the next."""
-        st = state.model_copy(deep=True)
+        st = state.clone()
         if st.done or st.cursor is None:
             return st
         st.iteration += 1

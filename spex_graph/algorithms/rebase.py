@@ -155,7 +155,7 @@ class Rebase:
 
     def observe(self, tree: SearchTree, state: SearchState, new_ids: list[int]) -> SearchState:
         """Allocate the remaining width over the new layer's live nodes; prune zeros."""
-        st = state.model_copy(deep=True)
+        st = state.clone()
         if st.done:
             return st
         st.iteration += 1

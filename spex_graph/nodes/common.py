@@ -66,7 +66,10 @@ def speculator_for(ctx: SearchContext, state: SearchGraphState) -> Any:
         return None
     session = ctx.dispatcher.session(state["query_id"])
     if session.speculator is None:
-        from spex_graph.policies.speculation import Speculator
+        if ctx.speculator_factory is not None:
+            ctx.speculator_factory(ctx, session, load_problem(state))
+        else:
+            from spex_graph.policies.speculation import Speculator
 
-        Speculator(ctx, session, load_problem(state), ctx.spex)
+            Speculator(ctx, session, load_problem(state), ctx.spex)
     return session.speculator

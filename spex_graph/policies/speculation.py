@@ -95,7 +95,7 @@ class Speculator:
 
     def commit(self, tree: SearchTree, search: SearchState) -> None:
         """The real search's state after a selection was observed: speculate from here."""
-        self._base = (tree.model_copy(deep=True), search.model_copy(deep=True))
+        self._base = (tree.clone(), search.clone())
         if search.done:
             self.stop()
         else:
@@ -151,7 +151,9 @@ class Speculator:
         if self._stopped:
             return
         if event == "expanded":
-            self._pipeline_score(key)
+            self._pipeline_score(key)  # its reward arrives next and triggers a lookahead
+            if self.session.has_score(key):
+                return
         self._schedule()
 
     def _schedule(self) -> None:
@@ -204,8 +206,8 @@ class Speculator:
     def lookahead(self) -> None:
         """Extend the hypothetical tree as far as results allow; launch predicted children."""
         assert self._base is not None
-        tree = self._base[0].model_copy(deep=True)
-        state = self._base[1].model_copy(deep=True)
+        tree = self._base[0].clone()
+        state = self._base[1].clone()
         algorithm = self.ctx.algorithm
         placeholders: set[int] = set()
         if self.config.mcts_preexplore and hasattr(algorithm, "select_leaf"):

@@ -50,13 +50,13 @@ def apply_early_termination(
     if not spex.early_termination or search.done:
         return search
     if decision.stop:
-        st = search.model_copy(deep=True)
+        st = search.clone()
         st.done, st.stop_reason = True, "early-stop"
         return st
     if spex.prune_margin is not None and search.frontier:
         doomed = prune_trailing(tree, search.frontier, spex.prune_margin, spex.prune_min_depth)
         if doomed:
-            st = search.model_copy(deep=True)
+            st = search.clone()
             for node_id in doomed:
                 tree.node(node_id).status = NodeStatus.PRUNED
                 st.allocation.pop(node_id, None)

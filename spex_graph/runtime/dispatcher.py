@@ -315,6 +315,8 @@ class Dispatcher:
     request_timeout_s: float = 600.0
     retries: int = 1
     budget: BudgetController | None = None
+    on_close: list[Callable[[QuerySession], None]] = field(default_factory=list)
+    """Called with each query's session when it closes (benchmarks collect traces here)."""
     _sessions: dict[str, QuerySession] = field(default_factory=dict)
 
     def primary_started(self, tokens: float) -> None:
@@ -356,6 +358,9 @@ class Dispatcher:
             await session.cancel_all()
         if self.budget is not None:
             self.budget.unregister(query_id)
+        if session is not None:
+            for hook in self.on_close:
+                hook(session)
         return session
 
     async def call_with_retry(self, call: Callable[[], Awaitable[T]], target: str) -> T:

@@ -69,3 +69,21 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+_SHARED: LoopThread | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_loop() -> LoopThread:
+    """The process-wide loop every SpexReasoner runs on (so backends can be shared)."""
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None:
+            _SHARED = LoopThread()
+        return _SHARED
+
+
+def run_on_shared_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on the shared loop from sync code (e.g. `backend.health()`)."""
+    return shared_loop().run(coro)

@@ -1,0 +1,42 @@
+"""Benchmark modes: which SPEX techniques each one switches on."""
+
+from __future__ import annotations
+
+from spex_graph.errors import ConfigError
+from spex_graph.policies.config import SpexConfig
+
+MODES: dict[str, str] = {
+    "baseline": "the plain search: no speculation, no budget, no early termination",
+    "spec-only": "speculation without any budget (unbounded)",
+    "budget-only": "speculation under the reference's budget (first-come, no load or fairness)",
+    "et-only": "early termination alone",
+    "spex": "speculation + load-aware fair budget (+ early termination with --early-termination)",
+    "oracle": "perfect foresight: each chosen child starts when its parent's text exists",
+}
+
+
+def spex_config(mode: str, *, early_termination: bool = False) -> SpexConfig:
+    """The SpexConfig of a mode (the oracle runs on spec-only plumbing)."""
+    if mode == "baseline":
+        return SpexConfig.baseline()
+    if mode in ("spec-only", "oracle"):
+        return SpexConfig(budget=False, early_termination=False)
+    if mode == "budget-only":
+        return SpexConfig(budget_load_aware=False, budget_fair=False, early_termination=False)
+    if mode == "et-only":
+        return SpexConfig(speculation=False, budget=False, early_termination=True)
+    if mode == "spex":
+        return SpexConfig(early_termination=early_termination)
+    raise ConfigError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+
+
+def parse_modes(text: str) -> list[str]:
+    """Split "baseline,spex,oracle"; baseline always runs first (speedups and the
+    oracle need it)."""
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    for mode in modes:
+        if mode not in MODES:
+            raise ConfigError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    if "baseline" in modes:
+        modes.remove("baseline")
+    return ["baseline", *modes]

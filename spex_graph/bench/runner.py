@@ -1,0 +1,229 @@
+"""Run every benchmark mode on the same workload and seeds, in one process.
+
+On the simulated engine each mode runs on a fresh virtual clock with fresh
+engines (exact, repeatable numbers); on a real backend the modes run one after
+another against the same engine in real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from spex_graph.bench.modes import parse_modes, spex_config
+from spex_graph.context import SearchContext
+from spex_graph.errors import ConfigError, SpexError
+from spex_graph.graph import build_search_graph
+from spex_graph.policies.config import SpexConfig
+from spex_graph.runtime.trace import RequestRecord
+from spex_graph.tasks.base import Problem
+from spex_graph.tree import SearchTree
+
+SIM = "sim"
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    """What to benchmark (the `spex bench` options).
+
+    Attributes:
+        backend: sim, embedded, sglang, openai or fake.
+        algorithm, width: the search.
+        queries, concurrency: workload size and queries in flight at once.
+        modes: comma-separated modes (see spex_graph.bench.modes.MODES).
+        dataset: gsm8k / math500 / game24 for real backends; the sim uses its
+            synthetic MATH-like trees.
+        profile: GPU profile of the simulated engine (h100-7b, h200-7b, h100-8b).
+        shared_engine: sim: policy and reward on one GPU instead of two.
+        early_termination: add early termination to the `spex` mode.
+        seed: base seed shared by every mode.
+        backend_url, model: for server and embedded backends.
+        algorithm_options: extra algorithm knobs (e.g. {"rollouts": 10}).
+        step_max_tokens: per-step token cap.
+    """
+
+    backend: str = SIM
+    algorithm: str = "rebase"
+    width: int = 16
+    queries: int = 64
+    concurrency: int = 1
+    modes: str = "baseline,spex,oracle"
+    dataset: str = "gsm8k"
+    profile: str = "h100-7b"
+    shared_engine: bool = False
+    early_termination: bool = False
+    seed: int = 0
+    backend_url: str | None = None
+    model: str | None = None
+    algorithm_options: dict[str, Any] = field(default_factory=dict)
+    step_max_tokens: int = 256
+
+
+@dataclass
+class ModeRun:
+    """Everything one mode produced.
+
+    Attributes:
+        mode: the mode's name.
+        results: SearchResult dicts in problem order ({"error": ...} for failed queries).
+        trees: final trees (JSON-mode dicts) by query id.
+        records: per-query request traces by query id.
+        started_at, finished_at: clock readings around the whole mode.
+        engine_busy: busy seconds per simulated engine (None on real backends).
+        engine_log: per-request engine log for plots (sim only).
+        wall_s: real seconds the mode took on this machine.
+    """
+
+    mode: str
+    results: list[dict[str, Any]]
+    trees: dict[str, dict[str, Any]]
+    records: dict[str, list[RequestRecord]]
+    started_at: float
+    finished_at: float
+    engine_busy: dict[str, float] | None = None
+    engine_log: list[Any] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def makespan(self) -> float:
+        """Time from the first query's start to the last query's answer."""
+        return self.finished_at - self.started_at
+
+
+ContextFactory = Callable[[SpexConfig], SearchContext]
+
+
+async def run_mode(
+    mode: str,
+    ctx: SearchContext,
+    problems: list[Problem],
+    concurrency: int,
+    chosen: dict[str, frozenset[tuple[int, ...]]] | None = None,
+) -> ModeRun:
+    """Search every problem through the LangGraph graph with `concurrency` in flight."""
+    if mode == "oracle":
+        if chosen is None:
+            raise ConfigError("the oracle mode needs the baseline's trees; run baseline first")
+        from spex_graph.policies.oracle import OracleSpeculator
+
+        until_end = ctx.algorithm.name == "bon"
+        ctx.speculator_factory = lambda c, s, p: OracleSpeculator(
+            c, s, p, c.spex, chosen=chosen.get(p.id, frozenset()), until_end=until_end
+        )
+    records: dict[str, list[RequestRecord]] = {}
+    ctx.dispatcher.on_close.append(
+        lambda session: records.__setitem__(session.query_id, session.records)
+    )
+    graph = build_search_graph()
+    gate = asyncio.Semaphore(max(1, concurrency))
+    clock = ctx.dispatcher.clock
+
+    async def one(problem: Problem) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        async with gate:
+            try:
+                out = await graph.ainvoke(
+                    {"problem": dataclasses.asdict(problem), "query_id": problem.id},
+                    context=ctx,
+                )
+            except SpexError as exc:  # one failed query must not sink the others
+                return {"query_id": problem.id, "error": str(exc)}, None
+            return dict(out["result"]), dict(out["tree"])
+
+    started = clock()
+    wall = time.perf_counter()
+    outs = await asyncio.gather(*(one(p) for p in problems))
+    finished = clock()
+    trees = {r["query_id"]: t for r, t in outs if t is not None}
+    return ModeRun(
+        mode=mode,
+        results=[r for r, _ in outs],
+        trees=trees,
+        records=records,
+        started_at=started,
+        finished_at=finished,
+        wall_s=time.perf_counter() - wall,
+    )
+
+
+def chosen_paths(run: ModeRun) -> dict[str, frozenset[tuple[int, ...]]]:
+    """Path keys of every node each query's search generated (the oracle's foresight)."""
+    out: dict[str, frozenset[tuple[int, ...]]] = {}
+    for query_id, data in run.trees.items():
+        tree = SearchTree.model_validate(data)
+        out[query_id] = frozenset(tree.path_key(n.id) for n in tree.nodes[1:])
+    return out
+
+
+def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[ModeRun]:
+    """Run every mode of `spec`; baseline first."""
+    modes = parse_modes(spec.modes)
+    if spec.queries < 1 or spec.concurrency < 1 or spec.width < 1:
+        raise ConfigError("--queries, --concurrency and --width must be at least 1")
+    runs: list[ModeRun] = []
+    chosen: dict[str, frozenset[tuple[int, ...]]] | None = None
+    if spec.backend == SIM:
+        from spex_graph.sim import PROFILES, sim_context
+        from spex_graph.sim.clock import run_virtual
+
+        if spec.profile not in PROFILES:
+            raise ConfigError(
+                f"unknown profile {spec.profile!r}; choose from {', '.join(PROFILES)}"
+            )
+
+        for mode in modes:
+
+            async def sim_mode(
+                mode: str = mode, chosen: dict[str, frozenset[tuple[int, ...]]] | None = chosen
+            ) -> ModeRun:
+                ctx, engines = sim_context(
+                    algorithm=spec.algorithm,
+                    width=spec.width,
+                    profile=PROFILES[spec.profile],
+                    shared_engine=spec.shared_engine,
+                    spex=spex_config(mode, early_termination=spec.early_termination),
+                    seed=spec.seed,
+                    step_max_tokens=spec.step_max_tokens,
+                    algorithm_options=spec.algorithm_options,
+                )
+                problems = ctx.task.load(limit=spec.queries)
+                run = await run_mode(mode, ctx, problems, spec.concurrency, chosen)
+                run.engine_busy = {name: e.stats.busy_time for name, e in engines.items()}
+                run.engine_log = list(engines["policy"].log)
+                return run
+
+            runs.append(run_virtual(sim_mode()))
+            progress(f"  {mode}: {runs[-1].wall_s:.1f}s")
+            if mode == "baseline":
+                chosen = chosen_paths(runs[-1])
+        return runs
+
+    from spex_graph.defaults import make_backend
+    from spex_graph.runtime.loop import run_on_shared_loop
+    from spex_graph.tasks import get_task
+
+    policy = make_backend(spec.backend, spec.backend_url, spec.model)
+    run_on_shared_loop(policy.health())
+    problems = get_task(spec.dataset).load(limit=spec.queries)
+    try:
+        for mode in modes:
+            ctx = SearchContext.create(
+                policy,
+                task=spec.dataset,
+                algorithm=spec.algorithm,
+                width=spec.width,
+                seed=spec.seed,
+                step_max_tokens=spec.step_max_tokens,
+                algorithm_options=spec.algorithm_options,
+                spex=spex_config(mode, early_termination=spec.early_termination),
+            )
+            runs.append(run_on_shared_loop(run_mode(mode, ctx, problems, spec.concurrency, chosen)))
+            progress(f"  {mode}: {runs[-1].wall_s:.1f}s")
+            if mode == "baseline":
+                chosen = chosen_paths(runs[-1])
+    finally:
+        run_on_shared_loop(policy.aclose())
+    return runs

@@ -1,0 +1,463 @@
+"""A simulated continuous-batching LLM engine (SGLang-like) on the event loop's clock.
+
+`SimEngine` runs iterations in a background task. Each iteration
+
+1. admits waiting requests in priority order (higher `priority` first, FIFO
+   within a priority) while the running batch has room (`max_running_requests`)
+   and the KV pool can hold the request's prompt plus its whole output (tokens
+   are reserved at admission, so nothing is ever retracted), up to
+   `max_prefill_tokens` uncached prompt tokens per iteration; admission stops
+   at the first request that does not fit (no overtaking);
+2. prefills the admitted requests' *uncached* prompt tokens (prefix cache
+   below), which also yields their first output token;
+3. decodes one token for every request that was already running;
+
+and lasts `profile.iteration_time(decode batch, KV read, prefill tokens)`
+seconds of loop time (virtual on a `VirtualEventLoop`). A request finishes when
+it has generated its `output_tokens`; `output_tokens=0` is a prefill-only
+request (a reward model's scoring pass) that finishes with its prefill.
+
+Prefix cache: a request names the prompt prefixes it contains at step
+boundaries, as `(key, tokens up to there)` pairs, shortest first. At admission
+the longest chain of leading keys already cached counts as cached tokens (at
+least one prompt token is always computed); then all its keys are inserted,
+and at finish `finish_key` (prompt + output) is, as SGLang's radix cache keeps
+generated tokens. Entries are sized by the tokens they add to their parent
+prefix and evicted least-recently-used when cache plus reserved KV exceed the
+pool. Requests admitted in the same iteration share each other's prefixes.
+
+Bookkeeping is O(1) per iteration plus O(log n) per admitted or finished
+request, so hundreds of concurrent searches simulate in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+
+from spex_graph.errors import BackendRequestError, BackendUnavailableError, RequestCancelledError
+from spex_graph.sim.profiles import GpuProfile
+
+__all__ = ["EngineLoad", "EngineStats", "RequestLog", "SimEngine", "SimResult"]
+
+
+@dataclass
+class RequestLog:
+    """One request's life on the engine (one Gantt bar).
+
+    Attributes:
+        request_id: the engine request id.
+        kind: free label ("policy", "reward", ...).
+        priority: scheduling priority (higher first).
+        prompt_tokens, output_tokens: sizes; cached_tokens: prompt tokens served from cache.
+        submitted_at, started_at, finished_at: loop times (None until they happen).
+        outcome: "pending", "finished" or "aborted".
+    """
+
+    request_id: str
+    kind: str
+    priority: int
+    prompt_tokens: int
+    output_tokens: int
+    submitted_at: float
+    cached_tokens: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    outcome: str = "pending"
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """What a finished request reports back.
+
+    Attributes:
+        request_id: the engine request id.
+        prompt_tokens, cached_tokens, output_tokens: token counts.
+        submitted_at, started_at, finished_at: loop times.
+    """
+
+    request_id: str
+    prompt_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    submitted_at: float
+    started_at: float
+    finished_at: float
+
+
+@dataclass(frozen=True)
+class EngineLoad:
+    """A load snapshot (what SGLang's `/v1/loads` reports).
+
+    Attributes:
+        running, waiting: request counts.
+        kv_used_tokens: KV tokens reserved by running requests.
+        kv_capacity_tokens: pool size.
+        cache_tokens: tokens held by the prefix cache (evictable).
+    """
+
+    running: int
+    waiting: int
+    kv_used_tokens: int
+    kv_capacity_tokens: int
+    cache_tokens: int
+
+    @property
+    def kv_usage(self) -> float:
+        """Reserved fraction of the KV pool."""
+        return self.kv_used_tokens / self.kv_capacity_tokens if self.kv_capacity_tokens else 0.0
+
+
+@dataclass
+class EngineStats:
+    """Counters since the engine was created.
+
+    Attributes:
+        busy_time: loop seconds spent in iterations.
+        iterations: iterations run.
+        tokens_generated: output tokens produced (aborted requests' tokens included).
+        prefill_tokens: prompt tokens computed; cached_tokens: prompt tokens served from cache.
+        finished, aborted: request counts.
+        batch_sizes: per iteration, the decode batch plus newly prefilled requests.
+        first_submit_at, last_finish_at: loop times bounding the engine's activity.
+    """
+
+    busy_time: float = 0.0
+    iterations: int = 0
+    tokens_generated: int = 0
+    prefill_tokens: int = 0
+    cached_tokens: int = 0
+    finished: int = 0
+    aborted: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+    first_submit_at: float | None = None
+    last_finish_at: float | None = None
+
+    def utilisation(self, until: float | None = None) -> float:
+        """Busy fraction of the time from the first submit to `until` (default last finish)."""
+        if self.first_submit_at is None:
+            return 0.0
+        end = until if until is not None else self.last_finish_at
+        span = (end or self.first_submit_at) - self.first_submit_at
+        return self.busy_time / span if span > 0 else 0.0
+
+    @property
+    def mean_batch(self) -> float:
+        """Mean batch size over iterations."""
+        return sum(self.batch_sizes) / len(self.batch_sizes) if self.batch_sizes else 0.0
+
+
+@dataclass
+class _Req:
+    log: RequestLog
+    future: asyncio.Future[SimResult]
+    prefix: tuple[tuple[Hashable, int], ...]
+    finish_key: Hashable | None
+    seq: int
+    joined_step: int = 0
+    finish_step: int = 0
+
+    @property
+    def reserve(self) -> int:
+        return self.log.prompt_tokens + self.log.output_tokens
+
+
+class SimEngine:
+    """A continuous-batching engine simulated on the running loop's clock.
+
+    Create it anywhere; its scheduler task starts on the first `generate` (on
+    that call's loop). Use one instance per simulated GPU; a policy and a reward
+    model share a GPU by sharing the instance.
+
+    Attributes:
+        profile: the GPU/model timing profile.
+        name: label for traces.
+        prefix_cache: whether the prefix cache is on.
+        stats: counters (see EngineStats).
+        log: every request, in submission order (for Gantt plots).
+    """
+
+    def __init__(self, profile: GpuProfile, *, name: str = "engine", prefix_cache: bool = True):
+        """An idle engine for `profile`."""
+        self.profile = profile
+        self.name = name
+        self.prefix_cache = prefix_cache
+        self.stats = EngineStats()
+        self.log: list[RequestLog] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._closed = False
+        self._seq = itertools.count()
+        self._waiting: dict[str, _Req] = {}
+        self._queue: list[tuple[int, int, str]] = []
+        self._running: dict[str, _Req] = {}
+        self._finish_heap: list[tuple[int, int, str]] = []
+        self._step = 0
+        self._reserved = 0
+        self._decoders = 0
+        self._decode_prompt = 0
+        self._decode_joined = 0
+        self._cache: OrderedDict[Hashable, int] = OrderedDict()
+        self._cache_tokens = 0
+
+    # ------------------------------------------------------------------ public API
+
+    def now(self) -> float:
+        """The engine's loop time (virtual on a virtual loop)."""
+        loop = self._loop or asyncio.get_running_loop()
+        return loop.time()
+
+    async def generate(
+        self,
+        request_id: str,
+        prompt_tokens: int,
+        output_tokens: int,
+        *,
+        prefix: Sequence[tuple[Hashable, int]] = (),
+        finish_key: Hashable | None = None,
+        priority: int = 0,
+        kind: str = "policy",
+    ) -> SimResult:
+        """Run one request to completion and return its timings.
+
+        Args:
+            request_id: unique id (for `abort`).
+            prompt_tokens: prompt length in tokens (>= 1).
+            output_tokens: tokens to generate (0 = prefill only).
+            prefix: `(key, tokens up to the key)` for prompt prefixes at step
+                boundaries, shortest first (the prefix cache).
+            finish_key: cache key for prompt + output, inserted at finish.
+            priority: higher is admitted first.
+            kind: label for the log.
+
+        Raises:
+            RequestCancelledError: `abort(request_id)` was called.
+            BackendRequestError: the request can never fit in the KV pool.
+            BackendUnavailableError: the engine is closed.
+        """
+        if self._closed:
+            raise BackendUnavailableError(f"simulated engine {self.name!r} is closed")
+        prompt_tokens = max(1, int(prompt_tokens))
+        output_tokens = max(0, int(output_tokens))
+        if prompt_tokens + output_tokens > self.profile.kv_capacity_tokens:
+            raise BackendRequestError(
+                f"request of {prompt_tokens + output_tokens} tokens exceeds the "
+                f"{self.profile.kv_capacity_tokens}-token KV pool of {self.name!r}"
+            )
+        if request_id in self._waiting or request_id in self._running:
+            raise BackendRequestError(f"request id {request_id!r} is already in flight")
+        self._ensure_started()
+        assert self._loop is not None and self._wake is not None
+        now = self._loop.time()
+        log = RequestLog(request_id, kind, priority, prompt_tokens, output_tokens, now)
+        self.log.append(log)
+        if self.stats.first_submit_at is None:
+            self.stats.first_submit_at = now
+        seq = next(self._seq)
+        req = _Req(log, self._loop.create_future(), tuple(prefix), finish_key, seq)
+        self._waiting[request_id] = req
+        heapq.heappush(self._queue, (-priority, seq, request_id))
+        self._wake.set()
+        return await req.future
+
+    def abort(self, request_id: str) -> bool:
+        """Remove a queued or running request and free its KV; its waiter gets
+        RequestCancelledError. Returns whether the request was found."""
+        req = self._waiting.pop(request_id, None)
+        if req is None:
+            req = self._running.pop(request_id, None)
+            if req is None:
+                return False
+            self._release(req)
+        now = self.now()
+        req.log.outcome = "aborted"
+        req.log.finished_at = now
+        self.stats.aborted += 1
+        if not req.future.done():
+            req.future.set_exception(
+                RequestCancelledError(f"request {request_id} was aborted on {self.name!r}")
+            )
+            req.future.exception()  # mark retrieved: nobody may be waiting any more
+        return True
+
+    def was_aborted(self, request_id: str) -> bool:
+        """Whether a request with this id (or this id followed by "-") was aborted."""
+        return any(
+            log.outcome == "aborted"
+            and (log.request_id == request_id or log.request_id.startswith(request_id + "-"))
+            for log in self.log
+        )
+
+    def load(self) -> EngineLoad:
+        """Running and waiting counts and KV usage now."""
+        return EngineLoad(
+            running=len(self._running),
+            waiting=len(self._waiting),
+            kv_used_tokens=self._reserved,
+            kv_capacity_tokens=self.profile.kv_capacity_tokens,
+            cache_tokens=self._cache_tokens,
+        )
+
+    def in_flight(self) -> list[str]:
+        """Ids of queued and running requests."""
+        return [*self._waiting, *self._running]
+
+    async def aclose(self) -> None:
+        """Abort everything and stop the scheduler task (idempotent)."""
+        self._closed = True
+        for rid in list(self._waiting) + list(self._running):
+            self.abort(rid)
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
+
+    # ------------------------------------------------------------------ internals
+
+    def _ensure_started(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._loop is not loop:
+            self._loop = loop
+            self._wake = asyncio.Event()
+            self._task = loop.create_task(self._run(), name=f"sim-engine-{self.name}")
+
+    def _release(self, req: _Req) -> None:
+        self._reserved -= req.reserve
+        if req.joined_step < self._step and req.log.output_tokens > 0:
+            # counted as a decoder since the iteration after it joined
+            self._decoders -= 1
+            self._decode_prompt -= req.log.prompt_tokens
+            self._decode_joined -= req.joined_step + 1
+
+    def _cached_prefix(self, req: _Req) -> int:
+        if not self.prefix_cache:
+            return 0
+        cached = 0
+        for key, tokens in req.prefix:
+            if key not in self._cache:
+                break
+            self._cache.move_to_end(key)
+            cached = tokens
+        return min(cached, req.log.prompt_tokens - 1)
+
+    def _insert(self, key: Hashable, size: int) -> None:
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return
+        self._cache[key] = max(0, size)
+        self._cache_tokens += max(0, size)
+
+    def _evict(self) -> None:
+        budget = max(0, self.profile.kv_capacity_tokens - self._reserved)
+        while self._cache_tokens > budget and self._cache:
+            _, size = self._cache.popitem(last=False)
+            self._cache_tokens -= size
+
+    def _admit(self, now: float) -> tuple[list[_Req], int]:
+        admitted: list[_Req] = []
+        prefill = 0
+        profile = self.profile
+        while self._queue:
+            _, _, rid = self._queue[0]
+            req = self._waiting.get(rid)
+            if req is None:  # aborted while queued
+                heapq.heappop(self._queue)
+                continue
+            if len(self._running) >= profile.max_running_requests:
+                break
+            if self._reserved + req.reserve > profile.kv_capacity_tokens:
+                break
+            cached = self._cached_prefix(req)
+            uncached = req.log.prompt_tokens - cached
+            if admitted and prefill + uncached > profile.max_prefill_tokens:
+                break
+            heapq.heappop(self._queue)
+            del self._waiting[rid]
+            prefill += uncached
+            req.log.cached_tokens = cached
+            req.log.started_at = now
+            req.joined_step = self._step
+            req.finish_step = self._step + max(1, req.log.output_tokens)
+            self._running[rid] = req
+            self._reserved += req.reserve
+            heapq.heappush(self._finish_heap, (req.finish_step, req.seq, rid))
+            if self.prefix_cache:
+                previous = 0
+                for key, tokens in req.prefix:
+                    self._insert(key, tokens - previous)
+                    previous = tokens
+            admitted.append(req)
+        if admitted:
+            self._evict()
+        return admitted, prefill
+
+    async def _run(self) -> None:
+        assert self._loop is not None and self._wake is not None
+        loop, wake, profile, stats = self._loop, self._wake, self.profile, self.stats
+        while True:
+            if not self._running and not self._waiting:
+                wake.clear()
+                await wake.wait()
+                continue
+            now = loop.time()
+            # decoders: requests that joined before this iteration (KV = prompt + generated)
+            decoders = self._decoders
+            context = self._decode_prompt + decoders * self._step - self._decode_joined + decoders
+            admitted, prefill = self._admit(now)
+            if not admitted and decoders == 0:
+                # waiting requests that can never be admitted while nothing runs
+                wake.clear()
+                await wake.wait()
+                continue
+            dt = profile.iteration_time(decoders, context, prefill)
+            stats.iterations += 1
+            stats.busy_time += dt
+            stats.prefill_tokens += prefill
+            stats.cached_tokens += sum(r.log.cached_tokens for r in admitted)
+            stats.tokens_generated += decoders + sum(1 for r in admitted if r.log.output_tokens)
+            stats.batch_sizes.append(decoders + len(admitted))
+            await asyncio.sleep(dt)
+            self._step += 1
+            for req in admitted:
+                if req.log.output_tokens > 0 and req.log.request_id in self._running:
+                    self._decoders += 1
+                    self._decode_prompt += req.log.prompt_tokens
+                    self._decode_joined += req.joined_step + 1
+            self._finish(loop.time())
+
+    def _finish(self, now: float) -> None:
+        heap = self._finish_heap
+        while heap and heap[0][0] <= self._step:
+            _, seq, rid = heapq.heappop(heap)
+            req = self._running.get(rid)
+            if req is None or req.seq != seq:  # aborted (the id may have been reused)
+                continue
+            del self._running[rid]
+            self._release(req)
+            log = req.log
+            log.finished_at = now
+            log.outcome = "finished"
+            self.stats.finished += 1
+            self.stats.last_finish_at = now
+            if self.prefix_cache and req.finish_key is not None:
+                base = req.prefix[-1][1] if req.prefix else 0
+                self._insert(req.finish_key, log.prompt_tokens + log.output_tokens - base)
+            if not req.future.done():
+                assert log.started_at is not None
+                req.future.set_result(
+                    SimResult(
+                        rid,
+                        log.prompt_tokens,
+                        log.cached_tokens,
+                        log.output_tokens,
+                        log.submitted_at,
+                        log.started_at,
+                        now,
+                    )
+                )
+        self._evict()
