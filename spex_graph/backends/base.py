@@ -62,6 +62,8 @@ class GenerationRequest:
     priority: int = 0
     messages: tuple[tuple[str, str], ...] = ()
     assistant_prefix: str = ""
+    top_logprobs: int = 0
+    """Also return the top_logprobs most likely tokens at each generated position (0 = none)."""
 
     @property
     def n(self) -> int:
@@ -90,6 +92,8 @@ class Completion:
     cached_tokens: int = 0
     stop_matched: str | None = None
     token_logprobs: tuple[float, ...] = field(default=())
+    top_logprobs: tuple[tuple[tuple[str, float], ...], ...] = ()
+    """Per generated position, the most likely (token text, logprob) pairs, best first."""
 
 
 @runtime_checkable

@@ -83,13 +83,24 @@ class Speculator:
     _last_spec: int = 0
     _last_load_poll: float = -math.inf
     _polls: set[asyncio.Task[None]] = field(default_factory=set)
+    _guessed: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.useful = self.config.useful_start
         self.session.speculator = self
         self.session.listeners.append(self._on_event)
         if self.ctx.dispatcher.budget is not None:
-            self.ctx.dispatcher.budget.register(self.session.query_id, self.ctx.algorithm.width)
+            self.ctx.dispatcher.budget.register(self.session.query_id, self.budget_width())
+
+    def budget_width(self) -> int:
+        """The width this query counts for in the budget (M = factor x sum of widths).
+
+        Layered searches: the algorithm's width. MCTS and global best-first expand one
+        node at a time, so speculation runs `lookahead_layers` expansions ahead:
+        width x lookahead_layers.
+        """
+        width = self.ctx.algorithm.width
+        return width if is_layered(self.ctx.algorithm) else width * self.config.lookahead_layers
 
     # -- events from the graph ------------------------------------------------
 
@@ -210,6 +221,7 @@ class Speculator:
         state = self._base[1].clone()
         algorithm = self.ctx.algorithm
         placeholders: set[int] = set()
+        self._guessed: set[int] = set()
         if self.config.mcts_preexplore and hasattr(algorithm, "select_leaf"):
             self._preexplore(tree, state)
         for layer in range(self.config.lookahead_layers + 1):
@@ -253,6 +265,7 @@ class Speculator:
             node = tree.node(node_id)
             if node.reward is None:
                 node.reward = self._predict(tree, node_id, new_ids)
+                self._guessed.add(node_id)
         return new_ids, produced
 
     @staticmethod
@@ -285,10 +298,11 @@ class Speculator:
         widened = {o.node_id: o.n for o in ranked}
         for i in range(extra):
             widened[ranked[i % len(ranked)].node_id] += 1
+        # A parent chosen on a guessed reward may lose to a sibling whose reward is also
+        # still a guess: hedge by expanding those siblings too (after everything else).
+        alternatives = self._alternatives(tree, ranked, placeholders)
         depth = tree.node(ranked[0].node_id).depth + 1
-        cap = math.floor(
-            self.config.max_spec_per_layer * self.ctx.algorithm.width * self.throttle()
-        )
+        cap = math.floor(self.config.max_spec_per_layer * self.budget_width() * self.throttle())
         live_at_depth = sum(1 for d in self.launched.values() if d == depth)
         room = cap - live_at_depth
         if room <= 0:
@@ -303,6 +317,12 @@ class Speculator:
                 key = (*parent_key, first + j)
                 if not self.session.in_flight(key) and key not in self.launched:
                     (wanted if j < order.n else hedges).append((order, key))
+        for order in alternatives:
+            parent_key = tree.path_key(order.node_id)
+            for j in range(order.n):
+                key = (*parent_key, j)
+                if not self.session.in_flight(key) and key not in self.launched:
+                    hedges.append((order, key))
         wanted = sorted(wanted, key=lambda item: (item[1][-1], -item[0].n)) + hedges
         wanted = wanted[:room]
         if not wanted:
@@ -318,6 +338,29 @@ class Speculator:
             )
             self.session.expand(key, build, speculative=True, claim=claim)  # type: ignore[arg-type]
             self.launched[key] = len(key)
+
+    def _alternatives(
+        self, tree: SearchTree, orders: Sequence[ExpandOrder], placeholders: set[int]
+    ) -> list[ExpandOrder]:
+        """Unexpanded siblings (with guessed rewards) of parents picked on a guessed reward."""
+        picked = {o.node_id for o in orders}
+        out: list[ExpandOrder] = []
+        for order in orders:
+            node = tree.node(order.node_id)
+            if order.node_id not in self._guessed or node.parent is None:
+                continue
+            for sibling in tree.children(node.parent):
+                if (
+                    sibling.id in picked
+                    or sibling.id in placeholders
+                    or sibling.id not in self._guessed
+                    or sibling.status != "active"
+                    or tree.children_of.get(sibling.id)
+                ):
+                    continue
+                picked.add(sibling.id)
+                out.append(ExpandOrder(sibling.id, order.n, order.until_end))
+        return out
 
     def _preexplore(self, tree: SearchTree, state: SearchState) -> None:
         """MCTS: speculatively expand the frontier nodes the next rollouts will likely pick,

@@ -1,12 +1,12 @@
 """Rewards: score reasoning steps.
 
-    RewardModel / ScoreRequest       the protocol
-    SGLangPRM                        a step-tag PRM served by stock SGLang
-    LogprobJudge                     an LLM judge scored from logprobs (any backend)
-    Game24Verifier                   exact Game of 24 verifier
-    ArithmeticConfidenceReward       GSM8K: arithmetic check x policy confidence
-    ConfidenceReward                 the policy's own token confidence
-    CallableReward                   any (async) function
+RewardModel / ScoreRequest       the protocol
+SGLangPRM                        a step-tag PRM served by stock SGLang
+LogprobJudge                     an LLM judge scored from logprobs (any backend)
+Game24Verifier                   exact Game of 24 verifier
+ArithmeticConfidenceReward       GSM8K: arithmetic check x policy confidence
+ConfidenceReward                 the policy's own token confidence
+CallableReward                   any (async) function
 """
 
 from spex_graph.rewards.base import RewardCapabilities, RewardModel, ScoreRequest

@@ -3,7 +3,9 @@
 The judge asks "Is this step correct? ... Answer:" and reads the first
 generated token's distribution: reward = P(yes) / (P(yes) + P(no)), summing the
 probabilities of the top tokens that equal `yes` / `no` up to case and
-surrounding spaces ("Yes", " yes", ...).
+surrounding spaces ("Yes", " yes", ...). When only one of the two is in the top
+list, the other's probability is taken as its upper bound: the smaller of the
+least likely listed token's probability and the unlisted mass.
 
 It asks the backend for the top logprobs of the first token
 (`top_logprobs`); when the backend cannot return them (no top logprobs in the
@@ -131,8 +133,16 @@ class LogprobJudge:
         """The reward read from one judge completion (see the module doc)."""
         tops = completion_top_logprobs(completion)
         if tops and tops[0]:
+            probs = [math.exp(lp) for _, lp in tops[0]]
             p_yes = sum(math.exp(lp) for tok, lp in tops[0] if _same(tok, self.yes))
             p_no = sum(math.exp(lp) for tok, lp in tops[0] if _same(tok, self.no))
+            # an answer missing from the top list has at most the smallest listed
+            # probability (and at most the unlisted mass): use that bound
+            bound = min(min(probs), max(0.0, 1.0 - sum(probs)))
+            if p_yes > 0.0 and p_no == 0.0:
+                p_no = bound
+            elif p_no > 0.0 and p_yes == 0.0:
+                p_yes = bound
             if p_yes + p_no > 0.0:
                 return p_yes / (p_yes + p_no)
         text = completion.text.strip().lower()

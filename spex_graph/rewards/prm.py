@@ -142,6 +142,7 @@ class SGLangPRM:
         self._slots: asyncio.Semaphore | None = None
         self._tasks: dict[str, asyncio.Task[float]] = {}
         self._cancelled: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def base_url(self) -> str:
@@ -331,7 +332,8 @@ class SGLangPRM:
     def _spawn_abort(self, request_id: str) -> None:
         if self.mode == "generate" and not self._http.closed:
             task = asyncio.create_task(self._abort(request_id))
-            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+            self._background.add(task)  # keep a reference until it is done
+            task.add_done_callback(self._background.discard)
 
     async def _abort(self, request_id: str) -> None:
         with contextlib.suppress(SpexError):
