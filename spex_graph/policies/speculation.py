@@ -162,8 +162,10 @@ class Speculator:
         if self._stopped:
             return
         if event == "expanded":
-            self._pipeline_score(key)  # its reward arrives next and triggers a lookahead
-            if self.session.has_score(key):
+            self._pipeline_score(key)
+            # Each reward triggers a lookahead when it arrives; a completion does only when
+            # it is the last of its layer (predictions on guessed rewards, cheap in CPU).
+            if self.session.has_score(key) and self.session.running_at_depth(len(key)) > 0:
                 return
         self._schedule()
 

@@ -65,6 +65,7 @@ class QuerySession:
     _scores: dict[ExpansionKey, asyncio.Task[float]] = field(default_factory=dict)
     _score_records: dict[ExpansionKey, RequestRecord] = field(default_factory=dict)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
+    _running_at_depth: dict[int, int] = field(default_factory=dict)
 
     def expand(
         self,
@@ -102,8 +103,19 @@ class QuerySession:
         self.records.append(record)
         task = asyncio.ensure_future(self._generate(request, record, claim))
         self._expansions[key] = _Flight(task, record, claim)
-        task.add_done_callback(lambda t: self._notify("expanded", key, t))
+        depth = len(key)
+        self._running_at_depth[depth] = self._running_at_depth.get(depth, 0) + 1
+
+        def done(t: asyncio.Future[Any]) -> None:
+            self._running_at_depth[depth] -= 1
+            self._notify("expanded", key, t)
+
+        task.add_done_callback(done)
         return task
+
+    def running_at_depth(self, depth: int) -> int:
+        """Expansions of nodes at `depth` still running."""
+        return self._running_at_depth.get(depth, 0)
 
     def _notify(self, event: str, key: ExpansionKey, task: asyncio.Future[Any]) -> None:
         if task.cancelled() or task.exception() is not None:

@@ -27,7 +27,7 @@ def _unit(*parts: object) -> float:
     return int.from_bytes(digest, "little") / 2**64
 
 
-def world(tree_seed: int) -> tuple[ScriptedBackend, "RandomReward"]:
+def world(tree_seed: int) -> tuple[ScriptedBackend, RandomReward]:
     """A random reasoning world: what each node says, how long it takes, what it scores."""
     rng = random.Random(tree_seed)
     p_end = rng.uniform(0.1, 0.5)

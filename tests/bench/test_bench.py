@@ -1,0 +1,56 @@
+"""`spex bench` on the simulated engine: exact, repeatable ratios, asserted from the JSON."""
+
+from __future__ import annotations
+
+import json
+
+from spex_graph.cli import main
+
+ARGS = [
+    "bench", "--backend", "sim", "--algorithm", "rebase", "--width", "8", "--queries", "6",
+    "--concurrency", "2", "--modes", "baseline,spex,spec-only,budget-only,et-only,oracle",
+]  # fmt: skip
+
+
+def run(tmp_path, name: str, extra: list[str] | None = None) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    out = tmp_path / f"{name}.json"
+    assert main([*ARGS, "--json", str(out), *(extra or [])]) == 0
+    return json.loads(out.read_text())
+
+
+def strip_wall(report: dict) -> dict:  # type: ignore[type-arg]
+    for metrics in report["results"].values():
+        metrics.pop("wall_s")
+    return report
+
+
+def test_exact_mode_answers_equal_the_baseline_query_by_query(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    report = run(tmp_path, "a", ["--plot", str(tmp_path / "t.png")])
+    results = report["results"]
+    baseline = results["baseline"]["answers"]
+    for mode in ("spex", "spec-only", "budget-only", "oracle"):
+        assert results[mode]["answers"] == baseline, mode
+        assert results[mode]["same_answers_as_baseline"] == 1.0
+    # the virtual clock makes ratios exact: speculation must pay on this workload
+    assert report["speedup"] > 1.1
+    assert report["oracle_speedup"] >= report["speedup"] * 0.99
+    assert 0 < results["spex"]["oracle_fraction"] <= 1.01
+    assert results["spex"]["hit_rate"] > 0.3
+    assert results["baseline"]["tokens_speculative_used"] == 0
+    assert results["oracle"]["hit_rate"] == 1.0
+    assert (tmp_path / "t.png").stat().st_size > 10_000
+    table = capsys.readouterr().out
+    assert "speedup" in table and "oracle" in table
+
+
+def test_the_same_command_gives_the_same_numbers_twice(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    a = strip_wall(run(tmp_path, "a"))
+    b = strip_wall(run(tmp_path, "b"))
+    assert a == b
+
+
+def test_unknown_mode_and_profile_are_one_line_errors(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["bench", "--modes", "baseline,turbo"]) == 2
+    assert "unknown mode 'turbo'" in capsys.readouterr().err
+    assert main(["bench", "--profile", "tpu"]) == 2
+    assert "unknown profile" in capsys.readouterr().err
