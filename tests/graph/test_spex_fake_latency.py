@@ -4,9 +4,8 @@ policy step 1.0 s, reward 0.3 s, 8 engine slots, REBASE width 8."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-
 import random
+from dataclasses import dataclass
 
 from spex_graph import SearchContext, SearchTree, build_search_graph
 from spex_graph.backends.base import GenerationRequest
