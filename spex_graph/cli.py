@@ -74,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", default=None, help="write the JSON report here")
     bench.add_argument("--plot", default=None, help="write a PNG timeline (first query) here")
 
+    ev = sub.add_parser("eval-reward", help="how well the CPU reward ranks correct solutions")
+    ev.add_argument("--dataset", default="gsm8k")
+    ev.add_argument("--limit", type=int, default=50)
+    ev.add_argument("--samples", type=int, default=4)
+    ev.add_argument("--backend", default="embedded", choices=BACKENDS)
+    ev.add_argument("--backend-url", default=None)
+    ev.add_argument("--model", default=None)
+    ev.add_argument("--max-tokens", type=int, default=400)
+    ev.add_argument("--json", default=None)
+
     setup = sub.add_parser("setup", help="build the embedded engine and assemble the model")
     setup.add_argument("--model", default=None)
     return parser
@@ -244,6 +254,36 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_reward(args: argparse.Namespace) -> int:
+    """`spex eval-reward`: AUC and top-1 accuracy of the CPU reward signals."""
+    from spex_graph.defaults import make_backend
+    from spex_graph.reward_eval import sample_and_score, summarise
+    from spex_graph.runtime.loop import run_on_shared_loop
+    from spex_graph.tasks import get_task
+
+    if args.limit < 1 or args.samples < 1:
+        raise SpexError("--limit and --samples must be at least 1")
+    task = get_task(args.dataset)
+    problems = task.load(limit=args.limit)
+    backend = make_backend(args.backend, args.backend_url, _model_name(args.model))
+    started = time.perf_counter()
+    try:
+        run_on_shared_loop(backend.health())
+        samples = run_on_shared_loop(
+            sample_and_score(backend, task, problems, args.samples, max_tokens=args.max_tokens)
+        )
+    finally:
+        run_on_shared_loop(backend.aclose())
+    summary = summarise(samples, task)
+    for key, value in summary.items():
+        print(f"{key:>24}: {value:.3f}" if isinstance(value, float) else f"{key:>24}: {value}")
+    print(f"{'time':>24}: {time.perf_counter() - started:.0f}s")
+    if args.json:
+        rows = [vars(s) for s in samples]
+        Path(args.json).write_text(json.dumps({"summary": summary, "samples": rows}, indent=2))
+    return 0
+
+
 def cmd_setup(args: argparse.Namespace) -> int:
     """`spex setup`: prepare the embedded engine (build once, assemble the model)."""
     from spex_graph.backends.embedded import setup
@@ -260,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": cmd_run,
         "bench-engine": cmd_bench_engine,
         "bench": cmd_bench,
+        "eval-reward": cmd_eval_reward,
         "setup": cmd_setup,
     }
     try:
