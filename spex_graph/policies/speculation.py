@@ -95,12 +95,13 @@ class Speculator:
     def budget_width(self) -> int:
         """The width this query counts for in the budget (M = factor x sum of widths).
 
-        Layered searches: the algorithm's width. MCTS and global best-first expand one
-        node at a time, so speculation runs `lookahead_layers` expansions ahead:
-        width x lookahead_layers.
+        Layered searches: the children generated per layer (width, times `expansion`
+        for beam and ToT-BFS). MCTS and global best-first expand one node at a time,
+        so speculation runs `lookahead_layers` expansions ahead: width x lookahead_layers.
         """
-        width = self.ctx.algorithm.width
-        return width if is_layered(self.ctx.algorithm) else width * self.config.lookahead_layers
+        algorithm = self.ctx.algorithm
+        width = algorithm.width * int(getattr(algorithm, "expansion", 1))
+        return width if is_layered(algorithm) else width * self.config.lookahead_layers
 
     # -- events from the graph ------------------------------------------------
 
