@@ -175,8 +175,18 @@ PROMPT = (
 )
 
 
+LONG_PROMPT = (
+    "<|im_start|>user\nWrite the numbers from 1 to 2000 in words, one per line.<|im_end|>\n"
+    "<|im_start|>assistant\n"
+)
+
+
 def _req(rid: str, seeds: tuple[int, ...], **kw: object) -> GenerationRequest:
     return GenerationRequest(prompt=PROMPT, seeds=seeds, request_id=rid, **kw)  # type: ignore[arg-type]
+
+
+def _long(rid: str, seed: int) -> GenerationRequest:
+    return GenerationRequest(prompt=LONG_PROMPT, seeds=(seed,), request_id=rid, max_tokens=2000)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -227,9 +237,9 @@ class TestRealEngine:
         assert all(len(a) == 1 and a[0].completion_tokens > 0 for a in answers)
 
     async def test_cancel_in_flight(self, real: EmbeddedBackend) -> None:
-        req = _req("long", (5,), max_tokens=2000, temperature=1.0)
-        task = asyncio.ensure_future(real.generate(req))
+        task = asyncio.ensure_future(real.generate(_long("long", 5)))
         await asyncio.sleep(1.0)
+        assert not task.done()
         start = time.monotonic()
         await real.cancel("long")
         with pytest.raises(RequestCancelledError):
@@ -237,7 +247,7 @@ class TestRealEngine:
         assert time.monotonic() - start < 3.0
         assert real.server is not None
         async with httpx.AsyncClient() as client:  # the engine freed the slot, not just us
-            for _ in range(20):
+            for _ in range(100):
                 slots = (await client.get(f"{real.server.base_url}/slots")).json()
                 if not any(slot.get("is_processing") for slot in slots):
                     break
@@ -250,8 +260,9 @@ class TestRealEngine:
     async def test_engine_death_fails_in_flight_and_restarts(self, real: EmbeddedBackend) -> None:
         assert real.server is not None
         old_pid = real.server.pid
-        task = asyncio.ensure_future(real.generate(_req("doomed", (9,), max_tokens=2000)))
+        task = asyncio.ensure_future(real.generate(_long("doomed", 9)))
         await asyncio.sleep(1.0)
+        assert not task.done()
         real.server.kill()
         with pytest.raises(BackendUnavailableError, match="died"):
             await asyncio.wait_for(task, 30)

@@ -1,0 +1,281 @@
+"""Manage one ``llama-server`` subprocess on a free loopback port.
+
+The process is started lazily (`ensure_running`), watched (a dead process is
+restarted by the next `ensure_running`), and stopped by `stop`, at interpreter
+exit (atexit) and, when started from the main thread, when the Python process
+itself dies (``PR_SET_PDEATHSIG``). Its output goes to a log file in the cache
+directory, whose last line is quoted when it fails to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from spex_graph.errors import BackendUnavailableError
+
+LOOPBACK = "127.0.0.1"
+_LOG_MAX = 5 * 1024 * 1024
+_HEADER = "=== spex: starting"
+
+
+def pick_free_port(preferred: int | None = None, host: str = LOOPBACK) -> int:
+    """Return `preferred` if it can be bound on `host`, else a free port the kernel picks."""
+    if preferred:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, preferred))
+                return preferred
+            except OSError:
+                pass
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerConfig:
+    """How to run llama-server.
+
+    Attributes:
+        binary: the llama-server executable.
+        model: the GGUF file.
+        parallel: number of slots (sequences decoded together).
+        ctx_per_slot: context tokens per slot (the KV pool is parallel * ctx_per_slot).
+        threads: CPU threads for decoding and prompt processing (default: all cores).
+        kv_unified: one KV buffer shared by all slots.
+        cache_ram_mib: size of the host-RAM prompt cache (0 disables it).
+        poll: llama.cpp thread polling level; 0 makes idle worker threads sleep instead of
+            spinning, which avoids a collapse when other processes share the cores.
+        port: preferred port (another free one is picked if it is taken).
+        extra_args: more command-line arguments.
+        startup_timeout: seconds to wait for the model to load.
+        log_dir: where the server log goes.
+    """
+
+    binary: Path
+    model: Path
+    parallel: int = 8
+    ctx_per_slot: int = 4096
+    threads: int | None = None
+    kv_unified: bool = True
+    cache_ram_mib: int = 2048
+    poll: int = 0
+    port: int | None = None
+    extra_args: Sequence[str] = ()
+    startup_timeout: float = 180.0
+    log_dir: Path | None = None
+
+    def command(self, port: int) -> list[str]:
+        """The llama-server command line for `port`."""
+        threads = str(self.threads or os.cpu_count() or 2)
+        cmd = [
+            str(self.binary),
+            "--model",
+            str(self.model),
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--parallel",
+            str(self.parallel),
+            "--ctx-size",
+            str(self.parallel * self.ctx_per_slot),
+            "--cont-batching",
+            "--threads",
+            threads,
+            "--threads-batch",
+            threads,
+            "--cache-ram",
+            str(self.cache_ram_mib),
+            "--poll",
+            str(self.poll),
+            "--no-webui",
+            "--slots",
+            "--metrics",
+        ]
+        cmd.append("--kv-unified" if self.kv_unified else "--no-kv-unified")
+        cmd.extend(self.extra_args)
+        return cmd
+
+
+_LIVE: weakref.WeakSet[LlamaServer] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all_at_exit() -> None:
+    for server in list(_LIVE):
+        server.stop_sync()
+
+
+def _pdeathsig() -> None:  # runs in the child between fork and exec
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass(eq=False)
+class LlamaServer:
+    """One llama-server subprocess: start on demand, health-wait, restart after death, stop.
+
+    Attributes:
+        config: how to run it.
+        restarts: how many times it was (re)started after the first start.
+    """
+
+    config: ServerConfig
+    restarts: int = 0
+    _proc: subprocess.Popen[bytes] | None = None
+    _port: int = 0
+    _ready: bool = False
+    _starts: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _log_path: Path | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>`` of the current process."""
+        return f"http://{LOOPBACK}:{self._port}"
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running server, or None."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    @property
+    def log_path(self) -> Path | None:
+        """The current server log file."""
+        return self._log_path
+
+    def is_alive(self) -> bool:
+        """Whether the process is running (it may still be loading)."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def exit_code(self) -> int | None:
+        """Exit code of the last process if it has exited, else None."""
+        return None if self._proc is None else self._proc.poll()
+
+    async def ensure_running(self) -> str:
+        """Start the server if it is not running and wait until it answers; return its URL."""
+        for attempt in range(3):
+            proc = self._spawn_if_needed(avoid_port=attempt > 0)
+            if self._ready and proc.poll() is None:
+                return self.base_url
+            try:
+                await self._wait_ready(proc)
+                return self.base_url
+            except _PortTaken:
+                continue
+        raise BackendUnavailableError(
+            f"llama-server could not bind a loopback port after 3 tries; see {self._log_path}"
+        )
+
+    def _spawn_if_needed(self, *, avoid_port: bool) -> subprocess.Popen[bytes]:
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is None:
+                return self._proc
+            if self._starts:
+                self.restarts += 1
+            self._starts += 1
+            self._ready = False
+            preferred = None if avoid_port else self.config.port
+            self._port = pick_free_port(preferred)
+            log_dir = self.config.log_dir or self.config.model.parent.parent / "logs"
+            log_dir.mkdir(parents=True, exist_ok=True)
+            self._log_path = log_dir / f"llama-server-{self.config.model.stem}.log"
+            in_main = threading.current_thread() is threading.main_thread()
+            rotate = self._log_path.is_file() and self._log_path.stat().st_size > _LOG_MAX
+            with self._log_path.open("wb" if rotate else "ab") as log:
+                log.write(
+                    f"=== spex: starting {' '.join(self.config.command(self._port))}\n".encode()
+                )
+                log.flush()
+                self._proc = subprocess.Popen(
+                    self.config.command(self._port),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=_pdeathsig if in_main else None,
+                )
+            _LIVE.add(self)
+            return self._proc
+
+    async def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + self.config.startup_timeout
+        url = f"{self.base_url}/health"
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while True:
+                code = proc.poll()
+                if code is not None:
+                    last = self._log_tail()
+                    if "bind" in last.lower() or "address already in use" in last.lower():
+                        raise _PortTaken
+                    raise BackendUnavailableError(
+                        f"llama-server exited with code {code} while starting: {last!r} "
+                        f"(log: {self._log_path})"
+                    )
+                if proc is not self._proc:
+                    raise BackendUnavailableError("llama-server was restarted while starting")
+                with contextlib.suppress(httpx.HTTPError):
+                    response = await client.get(url)
+                    if response.status_code == 200:
+                        self._ready = True
+                        return
+                if time.monotonic() > deadline:
+                    self.stop_sync()
+                    raise BackendUnavailableError(
+                        f"llama-server did not become ready within "
+                        f"{self.config.startup_timeout:.0f}s (log: {self._log_path})"
+                    )
+                await asyncio.sleep(0.1)
+
+    def _log_tail(self) -> str:
+        if self._log_path is None or not self._log_path.is_file():
+            return ""
+        text = self._log_path.read_text(errors="replace")
+        lines = [ln for ln in text[text.rfind(_HEADER) :].splitlines()[1:] if ln]
+        for line in reversed(lines):
+            if "error" in line.lower() or "failed" in line.lower():
+                return line.strip()
+        return lines[-1].strip() if lines else ""
+
+    def kill(self) -> None:
+        """SIGKILL the process (tests simulate a crash with this)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def stop_sync(self, timeout: float = 5.0) -> None:
+        """Terminate the process and wait for it (kill after `timeout` seconds)."""
+        with self._lock:
+            proc, self._proc, self._ready = self._proc, None, False
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    async def stop(self) -> None:
+        """Terminate the process without blocking the event loop."""
+        await asyncio.to_thread(self.stop_sync)
+
+
+class _PortTaken(Exception):
+    """The server could not bind its port (someone took it after we picked it)."""
