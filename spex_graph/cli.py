@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--json", default=None, help="write the JSON report here")
     bench.add_argument("--plot", default=None, help="write a PNG timeline (first query) here")
+    bench.add_argument("--trace", default=None, help="save the spex mode's traces (JSON) here")
+
+    trace = sub.add_parser("trace", help="render a saved trace: timeline and search tree")
+    trace.add_argument("path", help="a trace written by spex bench --trace")
+    trace.add_argument("--query", default=None, help="query id (default: the first)")
+    trace.add_argument("--out", default="trace.png", help="PNG or SVG output")
 
     ev = sub.add_parser("eval-reward", help="how well the CPU reward ranks correct solutions")
     ev.add_argument("--dataset", default="gsm8k")
@@ -251,6 +257,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 first = str(run.results[0].get("query_id"))
                 panels.append((f"{run.mode}: query {first}", run.records.get(first, [])))
         print(f"wrote {plot_timelines(panels, args.plot)}")
+    if args.trace:
+        from spex_graph.bench.trace_view import save_traces
+
+        print(f"wrote {save_traces(runs, args.trace)}")
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    """`spex trace`: render one query's timeline and tree."""
+    from spex_graph.bench.trace_view import render_trace
+
+    print(f"wrote {render_trace(args.path, args.out, args.query)}")
     return 0
 
 
@@ -301,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench-engine": cmd_bench_engine,
         "bench": cmd_bench,
         "eval-reward": cmd_eval_reward,
+        "trace": cmd_trace,
         "setup": cmd_setup,
     }
     try:

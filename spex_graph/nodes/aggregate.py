@@ -6,7 +6,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from spex_graph.nodes.common import context_of, load_problem, load_search, load_tree
+from spex_graph.nodes.common import context_of, dump, load_problem, load_search, load_tree
 from spex_graph.result import SearchResult
 from spex_graph.state import SearchGraphState
 from spex_graph.voting import vote
@@ -19,15 +19,21 @@ async def aggregate_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict
     search = load_search(state)
     problem = load_problem(state)
     algorithm = ctx.algorithm
+    candidates = algorithm.candidates(tree, search)
+    if ctx.spex.speculation and not ctx.spex.exact:
+        from spex_graph.policies.speculation import attach_speculative_leaves
+
+        session = ctx.dispatcher.session(state["query_id"])
+        candidates = [*candidates, *attach_speculative_leaves(ctx, tree, session)]
     outcome = vote(
         tree,
-        algorithm.candidates(tree, search),
+        candidates,
         ctx.task.equivalent,
         method=getattr(algorithm, "vote", "weighted"),
         aggregation=getattr(algorithm, "aggregation", "min"),
     )
-    session = await ctx.dispatcher.close(state["query_id"])
-    stats = session.stats() if session is not None else None
+    closed = await ctx.dispatcher.close(state["query_id"])
+    stats = closed.stats() if closed is not None else None
     correct = ctx.task.is_correct(problem, outcome.answer) if problem.gold else None
     result = SearchResult(
         query_id=state["query_id"],
@@ -51,4 +57,4 @@ async def aggregate_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict
     runtime.stream_writer(
         {"event": "answer", "query_id": state["query_id"], "answer": result.answer}
     )
-    return {"result": result.model_dump(mode="json")}
+    return {"result": result.model_dump(mode="json"), "tree": dump(tree)}

@@ -16,7 +16,9 @@ class SpexConfig(BaseModel):
         exact: speculation may change when work happens, never what the search
             decides (the selected tree and answer equal the baseline's). Speculative
             results are only ever used for the very node (same path, same seed) the
-            real search asks for, and speculative leaves never vote.
+            real search asks for, and speculative leaves never vote. With exact=False,
+            finished and scored speculative leaves the search never adopted also vote
+            (as in the SPEX reference artifact): more votes for free, different answers.
         lookahead_layers: how many layers beyond the real frontier to speculate (L).
         spec_width_factor: speculate this many times the predicted children
             (hedges against mispredictions; the paper uses 1.2).

@@ -414,3 +414,36 @@ class Speculator:
         task = asyncio.ensure_future(poll())
         self._polls.add(task)
         task.add_done_callback(self._polls.discard)
+
+
+def attach_speculative_leaves(
+    ctx: SearchContext, tree: SearchTree, session: QuerySession
+) -> list[int]:
+    """Non-exact mode: add finished, scored speculative paths the real search never
+    adopted to `tree` (flagged speculative) and return the ids of those that end in
+    a final answer, so they can vote as in the reference artifact."""
+    by_key = {tree.path_key(n.id): n.id for n in tree.nodes[1:]}
+    by_key[()] = 0
+    leaves: list[int] = []
+    for key in sorted(session.speculative_keys(), key=len):
+        completion, reward = session.completion(key), session.reward(key)
+        parent = by_key.get(key[:-1])
+        if completion is None or reward is None or parent is None or key in by_key:
+            continue
+        if len(tree.children_of.get(parent, [])) != key[-1]:
+            continue  # child indices must stay dense; skip paths we cannot place
+        child = tree.add_child(
+            parent,
+            text=completion.text.strip(),
+            completion_tokens=completion.completion_tokens,
+            finish_reason=completion.finish_reason,
+            speculative=True,
+            reward=reward,
+        )
+        classify_child(
+            ctx, tree, child, until_end=ctx.algorithm.name == "bon", completion=completion
+        )
+        by_key[key] = child.id
+        if child.status == "terminal" and child.answer is not None:
+            leaves.append(child.id)
+    return leaves

@@ -197,23 +197,29 @@ class QuerySession:
         ]
 
     async def cancel(self, key: ExpansionKey) -> None:
-        """Abort the expansion (and scoring) at `key` on the engine and forget them."""
-        flight = self._expansions.pop(key, None)
-        score = self._scores.pop(key, None)
-        score_record = self._score_records.pop(key, None)
+        """Abort the expansion (and scoring) at `key` on the engine if still running.
+
+        Finished results are kept: they cost nothing more, a later request for the same
+        path joins them, and non-exact mode lets finished speculative leaves vote.
+        """
+        score = self._scores.get(key)
+        score_record = self._score_records.get(key)
         if score is not None and not score.done():
+            self._scores.pop(key, None)
+            self._score_records.pop(key, None)
             if score_record is not None:
                 score_record.outcome = "cancelled"
                 await self.dispatcher.reward.cancel(score_record.request_id)
             score.cancel()
             await asyncio.gather(score, return_exceptions=True)
-        if flight is None:
+        flight = self._expansions.get(key)
+        if flight is None or flight.task.done():
             return
-        if not flight.task.done():
-            flight.record.outcome = "cancelled"
-            await self.dispatcher.policy.cancel(flight.record.request_id)
-            flight.task.cancel()
-            await asyncio.gather(flight.task, return_exceptions=True)
+        self._expansions.pop(key, None)
+        flight.record.outcome = "cancelled"
+        await self.dispatcher.policy.cancel(flight.record.request_id)
+        flight.task.cancel()
+        await asyncio.gather(flight.task, return_exceptions=True)
         if flight.claim is not None:
             self.dispatcher.release(flight.claim)
 

@@ -54,3 +54,19 @@ def test_unknown_mode_and_profile_are_one_line_errors(capsys) -> None:  # type: 
     assert "unknown mode 'turbo'" in capsys.readouterr().err
     assert main(["bench", "--profile", "tpu"]) == 2
     assert "unknown profile" in capsys.readouterr().err
+
+
+def test_trace_is_saved_and_rendered_as_png_and_svg(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    trace = tmp_path / "trace.json"
+    args = ["bench", "--backend", "sim", "--width", "4", "--queries", "2", "--modes", "spex"]
+    assert main([*args, "--trace", str(trace)]) == 0
+    data = json.loads(trace.read_text())["queries"]
+    assert set(data) == {"sim-0", "sim-1"}
+    assert data["sim-0"]["records"] and data["sim-0"]["tree"]["nodes"]
+    for out in ("t.png", "t.svg"):
+        assert main(["trace", str(trace), "--query", "sim-1", "--out", str(tmp_path / out)]) == 0
+        assert (tmp_path / out).stat().st_size > 5_000
+    assert "<svg" in (tmp_path / "t.svg").read_text()[:500]
+    assert main(["trace", str(tmp_path / "t.png")]) == 2
+    assert "not a spex trace" in capsys.readouterr().err
+    assert main(["trace", str(trace), "--query", "nope"]) == 2

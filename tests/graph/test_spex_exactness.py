@@ -131,3 +131,29 @@ def test_spex_selects_the_same_tree_and_answer_as_the_baseline(algorithm: str) -
     # speculation is really exercised, and usually pays, on these trees
     assert hits > trees // 4
     assert faster > trees // 4
+
+
+def test_non_exact_mode_lets_unused_speculative_leaves_vote() -> None:
+    async def one(exact: bool) -> dict:  # type: ignore[type-arg]
+        backend, reward = world(5)
+        ctx = SearchContext.create(
+            backend,
+            reward,
+            task="gsm8k",
+            algorithm="rebase",
+            width=6,
+            max_depth=5,
+            spex=SpexConfig(exact=exact, budget=False),
+            clock=virtual_now,
+        )
+        return await build_search_graph().ainvoke({"question": "t5"}, context=ctx)
+
+    exact, loose = run_virtual(one(True)), run_virtual(one(False))
+    exact_tree = SearchTree.model_validate(exact["tree"])
+    loose_tree = SearchTree.model_validate(loose["tree"])
+    extra = [n for n in loose_tree.nodes if n.speculative and n.id >= len(exact_tree.nodes)]
+    assert not any(n.speculative and n.status == "terminal" and n.id >= len(exact_tree.nodes)
+                   for n in exact_tree.nodes)  # fmt: skip
+    assert extra, "some unused speculative work should have been attached"
+    voters = sum(loose["result"]["votes"].values()) if loose["result"]["votes"] else 0
+    assert voters >= sum(exact["result"]["votes"].values())
