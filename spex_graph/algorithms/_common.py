@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterable
 from typing import get_args
 
-from spex_graph.algorithms.base import SearchState
+from spex_graph.algorithms.base import ExpandOrder, SearchState
 from spex_graph.errors import ConfigError
 from spex_graph.tree import NodeStatus, SearchNode, SearchTree
 from spex_graph.voting import Aggregation, VoteMethod
@@ -127,3 +127,14 @@ def finish(tree: SearchTree, state: SearchState, reason: str) -> SearchState:
     state.cursor = None
     prune(tree, (n.id for n in tree.nodes if n.id != 0 and not tree.children_of.get(n.id)))
     return state
+
+
+def allocation_orders(state: SearchState) -> list[ExpandOrder]:
+    """One order per frontier node with its allocated width; [] once done (BFS family)."""
+    if state.done:
+        return []
+    return [
+        ExpandOrder(i, state.allocation[i])
+        for i in state.frontier
+        if state.allocation.get(i, 0) > 0
+    ]

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from spex_graph.algorithms._common import (
+    allocation_orders,
     answered_leaves,
     check_int,
     check_vote,
@@ -96,13 +97,7 @@ class Beam:
 
     def propose(self, tree: SearchTree, state: SearchState) -> list[ExpandOrder]:
         """One order per kept beam; [] once done."""
-        if state.done:
-            return []
-        return [
-            ExpandOrder(i, state.allocation[i])
-            for i in state.frontier
-            if state.allocation.get(i, 0) > 0
-        ]
+        return allocation_orders(state)
 
     def observe(self, tree: SearchTree, state: SearchState, new_ids: list[int]) -> SearchState:
         """Keep the top `width − finished` live candidates; prune the others."""

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from spex_graph.algorithms._common import (
+    allocation_orders,
     answered_leaves,
     check_choice,
     check_int,
@@ -118,13 +119,7 @@ class BestFirst:
 
     def propose(self, tree: SearchTree, state: SearchState) -> list[ExpandOrder]:
         """One order per chosen state, best first; [] once done."""
-        if state.done:
-            return []
-        return [
-            ExpandOrder(i, state.allocation[i])
-            for i in state.frontier
-            if state.allocation.get(i, 0) > 0
-        ]
+        return allocation_orders(state)
 
     def observe(self, tree: SearchTree, state: SearchState, new_ids: list[int]) -> SearchState:
         """Value the new states and choose the next ones to expand."""

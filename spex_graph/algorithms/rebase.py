@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from spex_graph.algorithms._common import (
+    allocation_orders,
     answered_leaves,
     check_float,
     check_int,
@@ -145,13 +146,7 @@ class Rebase:
 
     def propose(self, tree: SearchTree, state: SearchState) -> list[ExpandOrder]:
         """One order per frontier node with its allocated width; [] once done."""
-        if state.done:
-            return []
-        return [
-            ExpandOrder(i, state.allocation[i])
-            for i in state.frontier
-            if state.allocation.get(i, 0) > 0
-        ]
+        return allocation_orders(state)
 
     def observe(self, tree: SearchTree, state: SearchState, new_ids: list[int]) -> SearchState:
         """Allocate the remaining width over the new layer's live nodes; prune zeros."""
