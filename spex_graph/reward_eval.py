@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
 from spex_graph.backends.base import Backend, GenerationRequest
@@ -114,8 +114,17 @@ async def sample_and_score(
             combined_score(conf, checked, wrong),
         )
 
-    results = await asyncio.gather(*(one(p, k) for p in problems for k in range(samples)))
-    out.extend(results)
+    from tqdm import tqdm
+
+    jobs = [one(p, k) for p in problems for k in range(samples)]
+    with tqdm(total=len(jobs), desc="samples", unit="sol") as bar:
+
+        async def tracked(job: Awaitable[ScoredSample]) -> ScoredSample:
+            result = await job
+            bar.update(1)
+            return result
+
+        out.extend(await asyncio.gather(*(tracked(j) for j in jobs)))
     return out
 
 
