@@ -83,8 +83,14 @@ async def sample_and_score(
 ) -> list[ScoredSample]:
     """Sample `samples` solutions per problem concurrently and score every one."""
     out: list[ScoredSample] = []
+    # bounded: an engine queue far deeper than its slots only turns waiting into timeouts
+    gate = asyncio.Semaphore(max(1, backend.capabilities.max_concurrency))
 
     async def one(problem: Problem, k: int) -> ScoredSample:
+        async with gate:
+            return await _one(problem, k)
+
+    async def _one(problem: Problem, k: int) -> ScoredSample:
         messages = tuple(task.messages(problem))
         request = GenerationRequest(
             prompt=render_chat(messages, chat_template),
