@@ -1,6 +1,6 @@
 """SpexReasoner inside an ordinary LangChain chain (prompt | reasoner | formatter).
 
-    python examples/langchain_chain.py [--backend fake|embedded|sglang --backend-url URL]
+python examples/langchain_chain.py [--backend fake|embedded|sglang --backend-url URL]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Watch the tree grow: stream the search graph's progress events.
 
-    python examples/stream_tree.py [--backend fake|embedded] "question"
+python examples/stream_tree.py [--backend fake|embedded] "question"
 """
 
 from __future__ import annotations
