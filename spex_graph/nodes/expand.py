@@ -31,6 +31,7 @@ async def expand_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[st
     orders = [ExpandOrder(**o) for o in state.get("orders", [])]
 
     jobs: list[tuple[ExpandOrder, ExpansionKey]] = []
+    tasks = []
     next_index: dict[int, int] = {}
     for order in orders:
         parent_key = tree.path_key(order.node_id)
@@ -39,11 +40,11 @@ async def expand_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[st
         for j in range(order.n):
             key = (*parent_key, first + j)
             build = generation_builder(ctx, problem, steps, key, until_end=order.until_end)
-            session.expand(key, build)
+            tasks.append(session.expand(key, build))
             jobs.append((order, key))
         next_index[order.node_id] = first + order.n
 
-    completions = await asyncio.gather(*(session.expand(key, _unused) for _, key in jobs))
+    completions = await asyncio.gather(*tasks)
     now = ctx.dispatcher.clock()
     new_ids: list[int] = []
     for (order, key), completion in zip(jobs, completions, strict=True):
@@ -73,7 +74,3 @@ async def expand_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[st
         }
     )
     return {"tree": dump(tree), "new_ids": new_ids, "orders": []}
-
-
-def _unused(_request_id: str) -> Any:
-    raise AssertionError("expansion was submitted above; joining must not rebuild it")

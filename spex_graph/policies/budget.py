@@ -166,3 +166,5 @@ class BudgetController:
         self._best_latency = min(self._best_latency, seconds_per_token)
         if seconds_per_token > 1.5 * self._best_latency:
             self.load_scale = max(0.25, self.load_scale * 0.9)
+        elif seconds_per_token < 1.1 * self._best_latency:
+            self.load_scale = min(2.0, self.load_scale * 1.05)

@@ -149,7 +149,10 @@ class QuerySession:
             if not record.speculative:
                 dispatcher.primary_finished(estimate, None)  # the mean is fed below
         record.finished_at = dispatcher.clock()
-        dispatcher.observe_tokens(sum(c.completion_tokens for c in completions))
+        tokens = sum(c.completion_tokens for c in completions)
+        dispatcher.observe_tokens(tokens)
+        if not record.speculative and tokens > 0:
+            dispatcher.observe_latency((record.finished_at - (record.started_at or 0.0)) / tokens)
         if len(completions) != 1:
             record.outcome = "failed"
             raise BackendRequestError(
@@ -351,6 +354,11 @@ class Dispatcher:
         """Feed the budget's tokens-per-request mean."""
         if self.budget is not None and tokens > 0:
             self.budget.tokens_per_request += 0.1 * (tokens - self.budget.tokens_per_request)
+
+    def observe_latency(self, seconds_per_token: float) -> None:
+        """Feed a primary request's per-token latency to the budget (load awareness)."""
+        if self.budget is not None:
+            self.budget.observe_latency(seconds_per_token)
 
     def release(self, claim: Claim) -> None:
         """Return a speculative claim to the budget."""

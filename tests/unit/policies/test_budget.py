@@ -124,3 +124,16 @@ async def test_primary_work_starts_even_when_the_budget_is_exhausted() -> None:
     await primary
     await dispatcher.close("q")
     assert budget.spec_tokens == 0  # every claim released on completion or cancel
+
+
+def test_rising_latency_shrinks_and_recovery_grows_the_budget() -> None:
+    budget = BudgetController(tokens_per_request=1.0)
+    budget.register("q", 8)
+    budget.observe_latency(0.01)
+    base = budget.capacity
+    for _ in range(10):
+        budget.observe_latency(0.05)
+    assert budget.capacity < 0.5 * base
+    for _ in range(40):
+        budget.observe_latency(0.01)
+    assert budget.capacity >= base
