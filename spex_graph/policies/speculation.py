@@ -39,6 +39,20 @@ from spex_graph.tree import SearchTree
 log = logging.getLogger(__name__)
 
 LAYERED_ALGORITHMS = frozenset({"rebase", "beam", "ets", "bon"})
+_WARNED: set[str] = set()
+
+
+def _warn_unseeded(backend: str) -> None:
+    """Say once per backend that exact mode cannot be exact without per-request seeds."""
+    if backend in _WARNED:
+        return
+    _WARNED.add(backend)
+    log.warning(
+        "backend %r does not honour per-request seeds: SPEX stays self-consistent but its "
+        "answers can differ from a non-speculative run (for SGLang, start the server with "
+        "--enable-deterministic-inference)",
+        backend,
+    )
 
 
 def is_layered(algorithm: object) -> bool:
@@ -86,6 +100,8 @@ class Speculator:
     _guessed: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        if self.config.exact and not self.ctx.policy.capabilities.seeded:
+            _warn_unseeded(self.ctx.policy.name)
         self.useful = self.config.useful_start
         self.session.speculator = self
         self.session.listeners.append(self._on_event)

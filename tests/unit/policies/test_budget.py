@@ -137,3 +137,27 @@ def test_rising_latency_shrinks_and_recovery_grows_the_budget() -> None:
     for _ in range(40):
         budget.observe_latency(0.01)
     assert budget.capacity >= base
+
+
+async def test_exact_mode_warns_once_about_an_unseeded_backend(caplog) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import dataclass
+
+    from helpers import fake_context
+
+    from spex_graph import build_search_graph
+    from spex_graph.backends.base import BackendCapabilities
+
+    @dataclass
+    class Unseeded(ScriptedBackend):
+        name: str = "unseeded-fake"
+
+        @property
+        def capabilities(self) -> BackendCapabilities:
+            return BackendCapabilities(can_abort=True, seeded=False)
+
+    ctx = fake_context(backend=Unseeded())
+    with caplog.at_level("WARNING"):
+        await build_search_graph().ainvoke({"question": "q"}, context=ctx)
+        await build_search_graph().ainvoke({"question": "q2"}, context=ctx)
+    warnings = [r for r in caplog.records if "per-request seeds" in r.getMessage()]
+    assert len(warnings) == 1 and "unseeded-fake" in warnings[0].getMessage()
