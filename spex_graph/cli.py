@@ -99,8 +99,6 @@ def _reasoner(args: argparse.Namespace, task: str) -> Any:
     from spex_graph.defaults import make_backend
     from spex_graph.reasoner import SpexReasoner
 
-    if args.width is not None and args.width < 1:
-        raise SpexError("--width must be at least 1")
     policy = make_backend(args.backend, args.backend_url, _model_name(args.model))
     return SpexReasoner(
         policy,

@@ -6,6 +6,7 @@ speculative work build byte-identical requests for the same node.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 from spex_graph.backends.base import GenerationRequest
@@ -15,6 +16,12 @@ from spex_graph.rewards.base import ScoreRequest
 from spex_graph.runtime.dispatcher import ExpansionKey
 from spex_graph.tasks.base import Problem
 from spex_graph.tree import derive_seed
+
+
+@functools.lru_cache(maxsize=1024)
+def _chat_prefix(messages: tuple[tuple[str, str], ...], template: str) -> str:
+    """The rendered question prompt, shared by every node of a query (rendered once)."""
+    return render_chat(messages, template)
 
 
 def query_seed(ctx: SearchContext, problem: Problem) -> int:
@@ -42,7 +49,7 @@ def generation_builder(
     messages = tuple(ctx.task.messages(problem))
     delimiter = ctx.task.step_delimiter
     prefix = join_steps(steps, delimiter)
-    prompt = render_chat(messages, ctx.config.chat_template) + prefix
+    prompt = _chat_prefix(messages, ctx.config.chat_template) + prefix
     seed = derive_seed(query_seed(ctx, problem), key)
     stop = () if until_end else (delimiter,)
     max_tokens = ctx.config.full_max_tokens if until_end else ctx.config.step_max_tokens

@@ -394,6 +394,23 @@ def child_rids(request_id: str, n: int) -> list[str]:
     return [f"{request_id}-{i:04d}" for i in range(n)]
 
 
+def begin_request(
+    inflight: dict[str, Inflight], request: GenerationRequest, where: str
+) -> Inflight:
+    """Register a request (and its per-continuation rids) so `cancel` can find it.
+
+    A request id already in flight is a one-line error naming `where`.
+    """
+    if request.request_id in inflight:
+        raise BackendRequestError(
+            f"request id {request.request_id!r} is already in flight on {where}; "
+            "give every request a unique id"
+        )
+    state = Inflight(request.request_id, rids=child_rids(request.request_id, request.n))
+    inflight[request.request_id] = state
+    return state
+
+
 async def run_children(
     state: Inflight,
     coros: list[Coroutine[Any, Any, T]],

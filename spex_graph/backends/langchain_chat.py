@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from spex_graph.backends._common import (
     Inflight,
-    child_rids,
+    begin_request,
     cut_at_stop,
     make_completion,
     one_line,
@@ -207,13 +207,7 @@ class LangChainChatBackend:
             )
         if request.n == 0:
             return []
-        if request.request_id in self._inflight:
-            raise BackendRequestError(
-                f"request id {request.request_id!r} is already in flight on {self.name}; "
-                "give every request a unique id"
-            )
-        state = Inflight(request.request_id, rids=child_rids(request.request_id, request.n))
-        self._inflight[request.request_id] = state
+        state = begin_request(self._inflight, request, self.name)
         coros: list[Coroutine[Any, Any, Completion]] = [
             self._one(request, i, state) for i in range(request.n)
         ]

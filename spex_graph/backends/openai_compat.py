@@ -27,7 +27,7 @@ from typing import Any
 from spex_graph.backends._common import (
     HttpService,
     Inflight,
-    child_rids,
+    begin_request,
     cut_at_stop,
     make_completion,
     one_line,
@@ -37,7 +37,6 @@ from spex_graph.backends._common import (
 )
 from spex_graph.backends.base import BackendCapabilities, Completion, GenerationRequest
 from spex_graph.errors import (
-    BackendRequestError,
     BackendUnavailableError,
     ConfigError,
     RequestCancelledError,
@@ -162,13 +161,7 @@ class OpenAICompatBackend:
         self._http.client()  # raises once closed
         if request.n == 0:
             return []
-        if request.request_id in self._inflight:
-            raise BackendRequestError(
-                f"request id {request.request_id!r} is already in flight on {self.base_url}; "
-                "give every request a unique id"
-            )
-        state = Inflight(request.request_id, rids=child_rids(request.request_id, request.n))
-        self._inflight[request.request_id] = state
+        state = begin_request(self._inflight, request, self.base_url)
         coros: list[Coroutine[Any, Any, Completion]] = [
             self._one(request, i, state) for i in range(request.n)
         ]

@@ -32,7 +32,7 @@ from typing import Any, Literal
 from spex_graph.backends._common import (
     HttpService,
     Inflight,
-    child_rids,
+    begin_request,
     cut_at_stop,
     make_completion,
     one_line,
@@ -193,13 +193,7 @@ class SGLangBackend:
         self._http.client()  # raises once closed
         if request.n == 0:
             return []
-        if request.request_id in self._inflight:
-            raise BackendRequestError(
-                f"request id {request.request_id!r} is already in flight on SGLang at "
-                f"{self.base_url}; give every request a unique id"
-            )
-        state = Inflight(request.request_id, rids=child_rids(request.request_id, request.n))
-        self._inflight[request.request_id] = state  # cancellable from here on
+        state = begin_request(self._inflight, request, f"SGLang at {self.base_url}")
         try:
             await self._ensure_probed()
             if state.cancelled:

@@ -20,6 +20,7 @@ async def aggregate_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict
     problem = load_problem(state)
     algorithm = ctx.algorithm
     candidates = algorithm.candidates(tree, search)
+    size_before = len(tree)
     if ctx.spex.speculation and not ctx.spex.exact:
         from spex_graph.policies.speculation import attach_speculative_leaves
 
@@ -57,4 +58,7 @@ async def aggregate_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict
     runtime.stream_writer(
         {"event": "answer", "query_id": state["query_id"], "answer": result.answer}
     )
-    return {"result": result.model_dump(mode="json"), "tree": dump(tree)}
+    update: dict[str, Any] = {"result": result.model_dump(mode="json")}
+    if len(tree) > size_before:  # non-exact mode attached speculative nodes
+        update["tree"] = dump(tree)
+    return update

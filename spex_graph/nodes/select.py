@@ -81,8 +81,5 @@ async def select_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[st
             "tree_size": len(tree),
         }
     )
-    return {
-        "orders": [dataclasses.asdict(o) for o in orders],
-        "search": dump(search),
-        "tree": dump(tree),
-    }
+    # propose only reads: tree and search are unchanged, so they are not re-written
+    return {"orders": [dataclasses.asdict(o) for o in orders]}

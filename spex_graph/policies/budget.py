@@ -112,11 +112,14 @@ class BudgetController:
         """Count a primary request (never refused)."""
         self.primary_tokens += tokens
 
-    def primary_finished(self, tokens: float, actual_tokens: int | None = None) -> None:
-        """A primary request ended; `actual_tokens` feeds the tokens-per-request mean."""
+    def primary_finished(self, tokens: float) -> None:
+        """A primary request ended; `tokens` is what `primary_started` counted."""
         self.primary_tokens = max(0.0, self.primary_tokens - tokens)
-        if actual_tokens is not None and actual_tokens > 0:
-            self.tokens_per_request += 0.1 * (actual_tokens - self.tokens_per_request)
+
+    def observe_tokens(self, tokens: int) -> None:
+        """Feed a finished request's completion tokens to the tokens-per-request mean."""
+        if tokens > 0:
+            self.tokens_per_request += 0.1 * (tokens - self.tokens_per_request)
 
     def try_grant(self, query_id: str, n: int, tokens_each: float | None = None) -> list[Claim]:
         """Grant up to `n` speculative requests of `tokens_each` tokens; returns the claims."""

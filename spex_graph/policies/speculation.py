@@ -280,15 +280,16 @@ class Speculator:
                 )
                 child.reward = self.session.reward(key)
             new_ids.append(child.id)
+        layer = set(new_ids)
         for node_id in new_ids:
             node = tree.node(node_id)
             if node.reward is None:
-                node.reward = self._predict(tree, node_id, new_ids)
+                node.reward = self._predict(tree, node_id, layer)
                 self._guessed.add(node_id)
         return new_ids, produced
 
     @staticmethod
-    def _predict(tree: SearchTree, node_id: int, layer: Sequence[int]) -> float:
+    def _predict(tree: SearchTree, node_id: int, layer: set[int]) -> float:
         """Predicted reward: known siblings' mean, else the parent's reward, else 0.5."""
         node = tree.node(node_id)
         siblings = [

@@ -147,7 +147,7 @@ class QuerySession:
             if claim is not None:
                 dispatcher.release(claim)
             if not record.speculative:
-                dispatcher.primary_finished(estimate, None)  # the mean is fed below
+                dispatcher.primary_finished(estimate)
         record.finished_at = dispatcher.clock()
         tokens = sum(c.completion_tokens for c in completions)
         dispatcher.observe_tokens(tokens)
@@ -233,10 +233,6 @@ class QuerySession:
                 task = asyncio.ensure_future(self.cancel(key))
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
-
-    def keys(self) -> list[ExpansionKey]:
-        """Every key with an expansion submitted in this session."""
-        return list(self._expansions)
 
     def has_score(self, key: ExpansionKey) -> bool:
         """Whether scoring for `key` was submitted (and has not failed)."""
@@ -345,15 +341,15 @@ class Dispatcher:
         if self.budget is not None:
             self.budget.primary_started(tokens)
 
-    def primary_finished(self, tokens: float, actual: int | None) -> None:
+    def primary_finished(self, tokens: float) -> None:
         """A primary request ended."""
         if self.budget is not None:
-            self.budget.primary_finished(tokens, actual)
+            self.budget.primary_finished(tokens)
 
     def observe_tokens(self, tokens: int) -> None:
         """Feed the budget's tokens-per-request mean."""
-        if self.budget is not None and tokens > 0:
-            self.budget.tokens_per_request += 0.1 * (tokens - self.budget.tokens_per_request)
+        if self.budget is not None:
+            self.budget.observe_tokens(tokens)
 
     def observe_latency(self, seconds_per_token: float) -> None:
         """Feed a primary request's per-token latency to the budget (load awareness)."""

@@ -56,13 +56,6 @@ class LoopThread:
             return await coro
         return await asyncio.wrap_future(self.submit(coro))
 
-    def stop(self) -> None:
-        """Stop the loop (pending tasks are abandoned)."""
-        with self._lock:
-            if self._loop is not None and not self._loop.is_closed():
-                self._loop.call_soon_threadsafe(self._loop.stop)
-            self._loop = None
-
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:

@@ -127,6 +127,14 @@ def data_file(task: str, directory: Path | None = None) -> Path:
     return path
 
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file (blank lines skipped)."""
+    import json
+
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def slice_rows(rows: list[Any], limit: int | None, offset: int) -> list[Any]:
     """``rows[offset : offset + limit]`` with validation of the two numbers.
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from spex_graph.tasks.answers import (
     last_number,
     number_value,
 )
-from spex_graph.tasks.base import Problem, data_file, slice_rows
+from spex_graph.tasks.base import Problem, data_file, read_jsonl, slice_rows
 from spex_graph.tasks.math_equivalence import math_equal
 
 __all__ = ["GSM8K_SYSTEM_PROMPT", "GSM8KTask", "gsm8k_gold"]
@@ -53,8 +52,7 @@ class GSM8KTask:
     def load(self, limit: int | None = None, offset: int = 0) -> list[Problem]:
         """Problems ``offset`` .. ``offset + limit`` of the GSM8K test set, in file order."""
         path = data_file(self.name, self._data_dir)
-        with path.open(encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
+        rows = read_jsonl(path)
         indexed = slice_rows(list(enumerate(rows)), limit, offset)
         return [
             Problem(

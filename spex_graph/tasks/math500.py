@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from spex_graph.tasks.answers import answer_is, last_boxed
-from spex_graph.tasks.base import Problem, data_file, slice_rows
+from spex_graph.tasks.base import Problem, data_file, read_jsonl, slice_rows
 from spex_graph.tasks.math_equivalence import math_equal
 
 __all__ = ["MATH_SYSTEM_PROMPT", "Math500Task"]
@@ -34,8 +33,7 @@ class Math500Task:
     def load(self, limit: int | None = None, offset: int = 0) -> list[Problem]:
         """Problems ``offset`` .. ``offset + limit`` of MATH-500, in file order."""
         path = data_file(self.name, self._data_dir)
-        with path.open(encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
+        rows = read_jsonl(path)
         return [
             Problem(
                 id=str(row["unique_id"]),

@@ -48,7 +48,7 @@ def test_budget_invariants_hold_for_any_interleaving(sequence, fair, load_aware)
             budget.primary_started(float(b))  # primary work is never refused
             primaries.append(float(b))
         elif op == "primary_done" and primaries:
-            budget.primary_finished(primaries.pop(), None)
+            budget.primary_finished(primaries.pop())
         elif op == "grant":
             before = budget.spec_tokens
             granted = budget.try_grant(f"q{a}", b)
