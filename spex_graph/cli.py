@@ -90,12 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-tokens", type=int, default=400)
     ev.add_argument("--json", default=None)
 
+    rec = sub.add_parser("record-trees", help="record full search trees on a real engine (JSONL)")
+    rec.add_argument("--dataset", default="gsm8k", help="gsm8k, math500 or game24")
+    rec.add_argument("--limit", type=int, default=20)
+    rec.add_argument("--offset", type=int, default=0)
+    rec.add_argument("--concurrency", type=int, default=1)
+    rec.add_argument("--out", required=True, help="JSONL path (.gz to compress); appends, resumes")
+    _search_options(rec)
+
     setup = sub.add_parser("setup", help="build the embedded engine and assemble the model")
     setup.add_argument("--model", default=None)
     return parser
 
 
-def _reasoner(args: argparse.Namespace, task: str) -> Any:
+def _reasoner(args: argparse.Namespace, task: str, spex: Any = None) -> Any:
     from spex_graph.defaults import make_backend
     from spex_graph.reasoner import SpexReasoner
 
@@ -111,6 +119,7 @@ def _reasoner(args: argparse.Namespace, task: str) -> Any:
         seed=args.seed,
         chat_template=args.chat_template,
         request_timeout_s=args.request_timeout,
+        spex=spex,
     )
 
 
@@ -300,6 +309,31 @@ def cmd_eval_reward(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_record_trees(args: argparse.Namespace) -> int:
+    """`spex record-trees`: full searches (no SPEX), every node written out."""
+    from spex_graph.bench.record_trees import record_trees
+    from spex_graph.tasks import get_task
+
+    task = get_task(args.dataset)
+    problems = task.load(limit=args.limit, offset=args.offset)
+    from spex_graph.policies import SpexConfig
+
+    reasoner = _reasoner(args, args.dataset, spex=SpexConfig.baseline())
+    try:
+        _health(reasoner)
+        n = record_trees(
+            reasoner.context,
+            problems,
+            Path(args.out),
+            concurrency=args.concurrency,
+            progress=lambda line: print(line, flush=True),
+        )
+    finally:
+        reasoner.close()
+    print(f"recorded {n} problems into {args.out}")
+    return 0
+
+
 def cmd_setup(args: argparse.Namespace) -> int:
     """`spex setup`: prepare the embedded engine (build once, assemble the model)."""
     from spex_graph.backends.embedded import setup
@@ -318,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench": cmd_bench,
         "eval-reward": cmd_eval_reward,
         "trace": cmd_trace,
+        "record-trees": cmd_record_trees,
         "setup": cmd_setup,
     }
     try:
