@@ -75,6 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile", default=None, help="sim: h100-7b, h200-7b or h100-8b for both engines"
     )
     bench.add_argument("--shared-engine", action="store_true", help="sim: policy+PRM on one GPU")
+    bench.add_argument(
+        "--spec-decoding",
+        nargs="?",
+        const="eagle3",
+        default=None,
+        help="sim: add baseline+sd and spex+sd modes with EAGLE-style speculative decoding "
+        "(eagle3, the default, or eagle2)",
+    )
+    bench.add_argument(
+        "--allocation",
+        default=None,
+        help="REBASE rounding: reference (default, the reference code's) or largest-remainder",
+    )
     bench.add_argument("--early-termination", action="store_true", help="add ET to spex mode")
     bench.add_argument("--rollouts", type=int, default=None, help="MCTS rollouts")
     bench.add_argument("--step-max-tokens", type=int, default=256)
@@ -257,6 +270,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         model=_model_name(args.model),
         algorithm_options=options,
         step_max_tokens=args.step_max_tokens,
+        spec_decoding=args.spec_decoding,
+        allocation=args.allocation,
     )
     print(f"spex bench: {spec.backend} {spec.algorithm} width {spec.width}, modes {spec.modes}")
     runs = run_bench(spec, progress=lambda line: print(line, flush=True))

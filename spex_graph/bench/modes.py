@@ -12,11 +12,16 @@ MODES: dict[str, str] = {
     "et-only": "early termination alone",
     "spex": "speculation + load-aware fair budget (+ early termination with --early-termination)",
     "oracle": "perfect foresight: each chosen child starts when its parent's text exists",
+    "baseline+sd": "the baseline on an engine with token-level speculative decoding (sim)",
+    "spex+sd": "spex on an engine with token-level speculative decoding (sim)",
 }
+
+SD_SUFFIX = "+sd"
 
 
 def spex_config(mode: str, *, early_termination: bool = False) -> SpexConfig:
     """The SpexConfig of a mode (the oracle runs on spec-only plumbing)."""
+    mode = mode.removesuffix(SD_SUFFIX)
     if mode == "baseline":
         return SpexConfig.baseline()
     if mode in ("spec-only", "oracle"):

@@ -27,7 +27,8 @@ JSON schema (`spex bench --json`):
           "engine_utilisation": float | null,       # sim: policy engine busy / makespan
           "overhead_fraction": float,               # query time with nothing in flight
           "speedup": float | null,                  # baseline mean / this mean
-          "oracle_fraction": float | null,          # speedup / oracle speedup
+          "oracle_fraction": float | null,          # speedup / oracle speedup (not +sd)
+          "speedup_over_sd_baseline": float,        # +sd modes: baseline+sd mean / this
           "same_answers_as_baseline": float,        # fraction of queries (errors never count)
           "answers": [str | null, ...],             # in query order
           "latencies_s": [float, ...],
@@ -42,7 +43,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from spex_graph.bench.modes import MODES
+from spex_graph.bench.modes import MODES, SD_SUFFIX
 from spex_graph.bench.runner import BenchSpec, ModeRun
 from spex_graph.runtime.trace import RequestRecord
 
@@ -156,9 +157,14 @@ def build_report(spec: BenchSpec, runs: list[ModeRun]) -> dict[str, Any]:
             metrics["speedup"] = base_mean / metrics["latency_mean_s"]
     oracle = results.get("oracle", {}).get("speedup")
     if oracle:
-        for metrics in results.values():
-            if metrics["speedup"] is not None:
+        for mode, metrics in results.items():
+            # the oracle runs without token-level speculative decoding: no fraction for +sd
+            if metrics["speedup"] is not None and not mode.endswith(SD_SUFFIX):
                 metrics["oracle_fraction"] = metrics["speedup"] / oracle
+    sd_base = results.get("baseline" + SD_SUFFIX, {}).get("latency_mean_s")
+    for mode, metrics in results.items():
+        if mode.endswith(SD_SUFFIX) and sd_base and metrics["latency_mean_s"] > 0:
+            metrics["speedup_over_sd_baseline"] = sd_base / metrics["latency_mean_s"]
     return {
         "spec": {k: v for k, v in vars(spec).items()},
         "speedup": results.get("spex", {}).get("speedup"),

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from spex_graph.bench.modes import parse_modes, spex_config
+from spex_graph.bench.modes import SD_SUFFIX, parse_modes, spex_config
 from spex_graph.context import SearchContext
 from spex_graph.errors import ConfigError, SpexError
 from spex_graph.graph import build_search_graph
@@ -48,6 +48,9 @@ class BenchSpec:
         backend_url, model: for server and embedded backends.
         algorithm_options: extra algorithm knobs (e.g. {"rollouts": 10}).
         step_max_tokens: per-step token cap.
+        spec_decoding: sim: token-level speculative decoding (eagle2, eagle3) for the
+            `+sd` modes; setting it adds baseline+sd and spex+sd to the modes.
+        allocation: REBASE's rounding (reference or largest-remainder).
     """
 
     backend: str = SIM
@@ -67,6 +70,8 @@ class BenchSpec:
     model: str | None = None
     algorithm_options: dict[str, Any] = field(default_factory=dict)
     step_max_tokens: int = 256
+    spec_decoding: str | None = None
+    allocation: str | None = None
 
 
 @dataclass
@@ -175,6 +180,19 @@ def chosen_paths(run: ModeRun) -> dict[str, frozenset[tuple[int, ...]]]:
 def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[ModeRun]:
     """Run every mode of `spec`; baseline first."""
     modes = parse_modes(spec.modes)
+    if spec.spec_decoding is not None:
+        modes += [m for m in ("baseline+sd", "spex+sd") if m not in modes]
+    sd_modes = [m for m in modes if m.endswith(SD_SUFFIX)]
+    if sd_modes and spec.backend != SIM:
+        raise ConfigError(
+            f"mode {sd_modes[0]!r} needs --backend sim; on SGLang, start the server with "
+            "speculative decoding (integrations/sglang) and run the plain modes"
+        )
+    options = dict(spec.algorithm_options)
+    if spec.allocation is not None:
+        if spec.algorithm != "rebase":
+            raise ConfigError("--allocation applies to --algorithm rebase only")
+        options["allocation"] = spec.allocation
     if spec.queries < 1 or spec.concurrency < 1 or spec.width < 1:
         raise ConfigError("--queries, --concurrency and --width must be at least 1")
     runs: list[ModeRun] = []
@@ -183,8 +201,10 @@ def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[
         from spex_graph.sim import PROFILES, sim_context
         from spex_graph.sim.clock import run_virtual
         from spex_graph.sim.presets import get_preset
+        from spex_graph.sim.spec_decoding import get_spec_decoding
 
         preset = get_preset(spec.preset)
+        sd = get_spec_decoding(spec.spec_decoding or "eagle3")
         policy_profile, reward_profile = preset.profiles(spec.gpu)
         if spec.profile is not None:
             if spec.profile not in PROFILES:
@@ -203,13 +223,14 @@ def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[
                     width=spec.width,
                     profile=policy_profile,
                     reward_profile=reward_profile,
+                    spec_decoding=sd if mode.endswith(SD_SUFFIX) else None,
                     workload=preset.workload,
                     shared_engine=spec.shared_engine or preset.shared_engine,
                     spex=spex_config(mode, early_termination=spec.early_termination),
                     seed=spec.seed,
                     step_max_tokens=spec.step_max_tokens,
                     max_depth=preset.max_depth,
-                    algorithm_options=spec.algorithm_options,
+                    algorithm_options=options,
                 )
                 problems = ctx.task.load(limit=spec.queries)
                 run = await run_mode(mode, ctx, problems, spec.concurrency, chosen)
@@ -248,7 +269,7 @@ def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[
                 width=spec.width,
                 seed=spec.seed,
                 step_max_tokens=spec.step_max_tokens,
-                algorithm_options=spec.algorithm_options,
+                algorithm_options=options,
                 spex=spex_config(mode, early_termination=spec.early_termination),
             )
             runs.append(run_on_shared_loop(run_mode(mode, ctx, problems, spec.concurrency, chosen)))

@@ -52,6 +52,7 @@ from spex_graph.sim.replay import (
     ReplayReward,
 )
 from spex_graph.sim.reward import SimPRM
+from spex_graph.sim.spec_decoding import SpecDecoding
 from spex_graph.sim.workload import MATH_LIKE, SimStep, SimTask, SyntheticWorkload
 from spex_graph.tasks.base import Problem
 
@@ -97,6 +98,7 @@ def sim_context(
     shared_engine: bool = False,
     spex: SpexConfig | bool | None = None,
     reward_profile: GpuProfile | None = None,
+    spec_decoding: SpecDecoding | None = None,
     **search_options: Any,
 ) -> tuple[SearchContext, dict[str, SimEngine]]:
     """A SearchContext over SimBackend + SimPRM on simulated GPUs, clocked by the loop.
@@ -104,7 +106,8 @@ def sim_context(
     Call it where the virtual loop will run the search (or inside it); the
     engines bind to the loop on first use. `shared_engine=True` puts policy and
     PRM on one GPU; else each has its own (the paper's two-GPU setup), the PRM's
-    timed by `reward_profile` (default: `profile`).
+    timed by `reward_profile` (default: `profile`). `spec_decoding`: token-level
+    speculative decoding on the policy engine (the PRM only prefills).
     `spex`: a SpexConfig, True (SPEX defaults), False (the plain baseline: no
     speculation, budget or early termination) or None (SpexConfig defaults).
     `search_options` go to `SearchContext.create` (seed, max_depth, ...).
@@ -112,7 +115,7 @@ def sim_context(
     Returns:
         (context, {"policy": engine, "reward": engine}) — the same engine twice when shared.
     """
-    policy_engine = SimEngine(profile, name="policy")
+    policy_engine = SimEngine(profile, name="policy", spec_decoding=spec_decoding)
     reward_engine = (
         policy_engine if shared_engine else SimEngine(reward_profile or profile, name="reward")
     )

@@ -26,6 +26,11 @@ generated tokens. Entries are sized by the tokens they add to their parent
 prefix and evicted least-recently-used when cache plus reserved KV exceed the
 pool. Requests admitted in the same iteration share each other's prefixes.
 
+With `spec_decoding` (an EAGLE-style `SpecDecoding`), each iteration drafts and
+verifies, every running request keeps `accept_length` tokens per iteration, and
+the iteration takes `spec_decoding.iteration_time(...)`; output tokens are then
+counted when a request finishes or is aborted.
+
 Bookkeeping is O(1) per iteration plus O(log n) per admitted or finished
 request, so hundreds of concurrent searches simulate in seconds.
 """
@@ -41,6 +46,7 @@ from dataclasses import dataclass, field
 
 from spex_graph.errors import BackendRequestError, BackendUnavailableError, RequestCancelledError
 from spex_graph.sim.profiles import GpuProfile
+from spex_graph.sim.spec_decoding import SpecDecoding
 
 __all__ = ["EngineLoad", "EngineStats", "RequestLog", "SimEngine", "SimResult"]
 
@@ -184,9 +190,17 @@ class SimEngine:
         log: every request, in submission order (for Gantt plots).
     """
 
-    def __init__(self, profile: GpuProfile, *, name: str = "engine", prefix_cache: bool = True):
-        """An idle engine for `profile`."""
+    def __init__(
+        self,
+        profile: GpuProfile,
+        *,
+        name: str = "engine",
+        prefix_cache: bool = True,
+        spec_decoding: SpecDecoding | None = None,
+    ):
+        """An idle engine for `profile` (with token-level speculative decoding if given)."""
         self.profile = profile
+        self.spec_decoding = spec_decoding
         self.name = name
         self.prefix_cache = prefix_cache
         self.stats = EngineStats()
@@ -282,6 +296,9 @@ class SimEngine:
                 # tokens of finished iterations, plus the one in flight (already counted
                 # in stats.tokens_generated when the iteration began)
                 made = self._step - req.joined_step + (1 if self._iterating else 0)
+                if self.spec_decoding is not None:
+                    made = self.spec_decoding.tokens_after(made, req.log.output_tokens)
+                    self.stats.tokens_generated += max(0, min(req.log.output_tokens, made))
                 req.log.generated_tokens = max(0, min(req.log.output_tokens, made))
         now = self.now()
         req.log.outcome = "aborted"
@@ -391,7 +408,9 @@ class SimEngine:
             req.log.cached_tokens = cached
             req.log.started_at = now
             req.joined_step = self._step
-            req.finish_step = self._step + max(1, req.log.output_tokens)
+            sd = self.spec_decoding
+            iterations = sd.iterations_for(req.log.output_tokens) if sd else req.log.output_tokens
+            req.finish_step = self._step + max(1, iterations)
             self._running[rid] = req
             self._reserved += req.reserve
             heapq.heappush(self._finish_heap, (req.finish_step, req.seq, rid))
@@ -416,19 +435,27 @@ class SimEngine:
             now = loop.time()
             # decoders: requests that joined before this iteration (KV = prompt + generated)
             decoders = self._decoders
-            context = self._decode_prompt + decoders * self._step - self._decode_joined + decoders
+            generated = decoders * self._step - self._decode_joined + decoders
+            sd = self.spec_decoding
+            if sd is not None:
+                generated = round(generated * sd.accept_length)
+            context = self._decode_prompt + generated
             admitted, prefill = self._admit(now)
             if not admitted and decoders == 0:
                 # waiting requests that can never be admitted while nothing runs
                 wake.clear()
                 await wake.wait()
                 continue
-            dt = profile.iteration_time(decoders, context, prefill)
+            if sd is not None:
+                dt = sd.iteration_time(profile, decoders, context, prefill)
+            else:
+                dt = profile.iteration_time(decoders, context, prefill)
             stats.iterations += 1
             stats.busy_time += dt
             stats.prefill_tokens += prefill
             stats.cached_tokens += sum(r.log.cached_tokens for r in admitted)
-            stats.tokens_generated += decoders + sum(1 for r in admitted if r.log.output_tokens)
+            if sd is None:
+                stats.tokens_generated += decoders + sum(1 for r in admitted if r.log.output_tokens)
             stats.batch_sizes.append(decoders + len(admitted))
             self._iterating = True
             try:
@@ -456,6 +483,8 @@ class SimEngine:
             log.finished_at = now
             log.outcome = "finished"
             log.generated_tokens = log.output_tokens
+            if self.spec_decoding is not None:
+                self.stats.tokens_generated += log.output_tokens
             self.stats.finished += 1
             self.stats.last_finish_at = now
             if self.prefix_cache and req.finish_key is not None:

@@ -116,3 +116,24 @@ def test_a_failed_query_is_never_the_same_answer() -> None:
     assert (
         mode_metrics(ModeRun("spex", ok, {}, {}, 0.0, 1.0), base)["same_answers_as_baseline"] == 1.0
     )
+
+
+def test_speculative_decoding_composes_with_spex(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    args = [
+        "bench", "--backend", "sim", "--preset", "artifact", "--width", "8", "--queries", "4",
+        "--modes", "baseline,spex", "--spec-decoding", "eagle2",
+    ]  # fmt: skip
+    out = tmp_path / "sd.json"
+    assert main([*args, "--json", str(out)]) == 0
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"baseline", "spex", "baseline+sd", "spex+sd"}
+    base, sd = results["baseline"], results["baseline+sd"]
+    assert sd["answers"] == base["answers"] == results["spex+sd"]["answers"]
+    assert sd["engine_tokens"] == base["engine_tokens"]  # same tokens, fewer iterations
+    assert 1.2 < sd["speedup"] < 2.0  # EAGLE-2's batch-1 gain is 1.54x; batches are small
+    assert results["spex+sd"]["speedup"] > sd["speedup"]
+    assert results["spex+sd"]["speedup_over_sd_baseline"] > 1.0
+    assert results["spex+sd"]["oracle_fraction"] is None
+    m = results["spex+sd"]
+    assert m["tokens_speculative_wasted"] == m["engine_tokens"] - sd["engine_tokens"]
+    assert main([*args[:-1], "medusa"]) == 2
