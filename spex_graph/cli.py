@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(eagle3, the default, or eagle2)",
     )
     bench.add_argument(
+        "--workload",
+        default="synthetic",
+        help="sim: synthetic (the preset's trees) or replay:PATH (spex record-trees JSONL)",
+    )
+    bench.add_argument(
         "--allocation",
         default=None,
         help="REBASE rounding: reference (default, the reference code's) or largest-remainder",
@@ -272,6 +277,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         step_max_tokens=args.step_max_tokens,
         spec_decoding=args.spec_decoding,
         allocation=args.allocation,
+        workload=args.workload,
     )
     print(f"spex bench: {spec.backend} {spec.algorithm} width {spec.width}, modes {spec.modes}")
     runs = run_bench(spec, progress=lambda line: print(line, flush=True))

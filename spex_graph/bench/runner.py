@@ -51,6 +51,8 @@ class BenchSpec:
         spec_decoding: sim: token-level speculative decoding (eagle2, eagle3) for the
             `+sd` modes; setting it adds baseline+sd and spex+sd to the modes.
         allocation: REBASE's rounding (reference or largest-remainder).
+        workload: sim: "synthetic" (the preset's trees) or "replay:PATH" (trees
+            recorded by `spex record-trees`, replayed on the preset's GPUs).
     """
 
     backend: str = SIM
@@ -72,6 +74,7 @@ class BenchSpec:
     step_max_tokens: int = 256
     spec_decoding: str | None = None
     allocation: str | None = None
+    workload: str = "synthetic"
 
 
 @dataclass
@@ -205,6 +208,13 @@ def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[
 
         preset = get_preset(spec.preset)
         sd = get_spec_decoding(spec.spec_decoding or "eagle3")
+        recorded = None
+        if spec.workload.startswith("replay:"):
+            from spex_graph.sim.recorded import load_recorded_workload
+
+            recorded = load_recorded_workload(spec.workload.removeprefix("replay:"), spec.seed)
+        elif spec.workload != "synthetic":
+            raise ConfigError(f"unknown --workload {spec.workload!r}; use synthetic or replay:PATH")
         policy_profile, reward_profile = preset.profiles(spec.gpu)
         if spec.profile is not None:
             if spec.profile not in PROFILES:
@@ -229,8 +239,9 @@ def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[
                     spex=spex_config(mode, early_termination=spec.early_termination),
                     seed=spec.seed,
                     step_max_tokens=spec.step_max_tokens,
-                    max_depth=preset.max_depth,
+                    max_depth=preset.max_depth if recorded is None else recorded.max_depth,
                     algorithm_options=options,
+                    recorded=recorded,
                 )
                 problems = ctx.task.load(limit=spec.queries)
                 run = await run_mode(mode, ctx, problems, spec.concurrency, chosen)
@@ -244,7 +255,7 @@ def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[
                     for log in policy.log
                     if log.kind == "policy" and log.outcome == "aborted"
                 )
-                run.preset = preset.name
+                run.preset = preset.name if recorded is None else f"{preset.name}+replay"
                 return run
 
             runs.append(run_virtual(sim_mode()))

@@ -44,6 +44,7 @@ from spex_graph.sim.profiles import (
     calibrate,
     kv_capacity_tokens,
 )
+from spex_graph.sim.recorded import RecordedPRM, RecordedTask, RecordedWorkload
 from spex_graph.sim.replay import (
     Recording,
     RecordingBackend,
@@ -99,6 +100,7 @@ def sim_context(
     spex: SpexConfig | bool | None = None,
     reward_profile: GpuProfile | None = None,
     spec_decoding: SpecDecoding | None = None,
+    recorded: RecordedWorkload | None = None,
     **search_options: Any,
 ) -> tuple[SearchContext, dict[str, SimEngine]]:
     """A SearchContext over SimBackend + SimPRM on simulated GPUs, clocked by the loop.
@@ -107,7 +109,8 @@ def sim_context(
     engines bind to the loop on first use. `shared_engine=True` puts policy and
     PRM on one GPU; else each has its own (the paper's two-GPU setup), the PRM's
     timed by `reward_profile` (default: `profile`). `spec_decoding`: token-level
-    speculative decoding on the policy engine (the PRM only prefills).
+    speculative decoding on the policy engine (the PRM only prefills). `recorded`:
+    replay recorded real trees instead of `workload` (see spex_graph.sim.recorded).
     `spex`: a SpexConfig, True (SPEX defaults), False (the plain baseline: no
     speculation, budget or early termination) or None (SpexConfig defaults).
     `search_options` go to `SearchContext.create` (seed, max_depth, ...).
@@ -119,7 +122,7 @@ def sim_context(
     reward_engine = (
         policy_engine if shared_engine else SimEngine(reward_profile or profile, name="reward")
     )
-    task = SimTask(workload)
+    task: SimTask = SimTask(workload) if recorded is None else RecordedTask(recorded)
     if spex is None or spex is True:
         spex_config = SpexConfig()
     elif spex is False:
@@ -127,8 +130,10 @@ def sim_context(
     else:
         spex_config = spex
     ctx = SearchContext.create(
-        SimBackend(policy_engine, workload, delimiter=task.step_delimiter),
-        SimPRM(reward_engine, workload),
+        SimBackend(policy_engine, recorded or workload, delimiter=task.step_delimiter),
+        SimPRM(reward_engine, workload)
+        if recorded is None
+        else RecordedPRM(reward_engine, recorded),
         task=task,
         algorithm=algorithm,
         width=width,

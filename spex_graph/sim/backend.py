@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
+from typing import Protocol
 
 from spex_graph.backends.base import BackendCapabilities, Completion, GenerationRequest
 from spex_graph.backends.load import EngineLoad
@@ -28,13 +29,27 @@ from spex_graph.errors import BackendUnavailableError
 from spex_graph.sim.engine import SimEngine
 from spex_graph.sim.workload import (
     SimStep,
-    SyntheticWorkload,
     parse_problem_id,
     parse_steps,
     stable_hash,
 )
 
-__all__ = ["SimBackend", "problem_key", "step_token_count"]
+__all__ = ["SimBackend", "StepSource", "problem_key", "step_token_count"]
+
+
+class StepSource(Protocol):
+    """What `SimBackend` needs from a workload: prompt size and the steps below a parent."""
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Tokens of the chat template + question."""
+        ...
+
+    def continuation(
+        self, problem_id: str, parent: SimStep | None, seed: int, max_steps: int = 64
+    ) -> Iterable[SimStep]:
+        """Steps from below `parent` to the answer."""
+        ...
 
 
 def problem_key(text: str) -> str:
@@ -87,9 +102,7 @@ class SimBackend:
 
     name = "sim"
 
-    def __init__(
-        self, engine: SimEngine, workload: SyntheticWorkload, *, delimiter: str = "\n\n"
-    ) -> None:
+    def __init__(self, engine: SimEngine, workload: StepSource, *, delimiter: str = "\n\n") -> None:
         """A backend generating `workload`'s steps on `engine`."""
         self.engine = engine
         self.workload = workload
