@@ -1,0 +1,27 @@
+"""The results-matrix script: one cell end to end, markdown and JSON written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from spex_graph.bench.matrix import main, markdown
+
+
+def test_one_cell_writes_json_and_a_markdown_row(tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    args = ["--out", str(out), "--presets", "artifact", "--algorithms", "rebase",
+            "--concurrency", "1", "--queries", "2", "--no-spec-decoding"]  # fmt: skip
+    assert main(args) == 0
+    rows = json.loads(out.with_suffix(".json").read_text())
+    assert len(rows) == 1 and rows[0]["spex_speedup"] > 1.0
+    table = out.with_suffix(".md").read_text()
+    assert "| artifact | h100 | rebase | 1 |" in table
+
+
+def test_a_slower_spex_is_marked_in_the_table() -> None:
+    row = {"preset": "artifact", "gpu": "h100", "algorithm": "rebase", "concurrency": 16,
+           "baseline_mean_s": 11.0, "spex_speedup": 0.5, "oracle_speedup": 1.0,
+           "spex_of_oracle": 0.5, "spex_waste": 0.4, "sd_speedup": None,
+           "spex_sd_speedup": None}  # fmt: skip
+    assert "**0.50x slower**" in markdown([row])
