@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 
 class NodeStatus(StrEnum):
@@ -69,6 +69,8 @@ class SearchTree(BaseModel):
 
     nodes: list[SearchNode] = Field(default_factory=lambda: [SearchNode(id=0, parent=None)])
     children_of: dict[int, list[int]] = Field(default_factory=dict)
+    # path keys never change once a node exists (ids and parents are fixed): memoised
+    _keys: dict[int, tuple[int, ...]] = PrivateAttr(default_factory=dict)
 
     @property
     def root(self) -> SearchNode:
@@ -78,10 +80,12 @@ class SearchTree(BaseModel):
     def clone(self) -> SearchTree:
         """A fast independent copy (nodes hold only immutable values, so shallow node
         copies suffice)."""
-        return SearchTree.model_construct(
+        copy = SearchTree.model_construct(
             nodes=[n.model_copy() for n in self.nodes],
             children_of={k: list(v) for k, v in self.children_of.items()},
         )
+        copy._keys = dict(self._keys)
+        return copy
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -125,7 +129,11 @@ class SearchTree(BaseModel):
 
     def path_key(self, node_id: int) -> tuple[int, ...]:
         """Child indices from the root to `node_id`: its identity across runs."""
-        return tuple(n.child_index for n in self.path(node_id))
+        key = self._keys.get(node_id)
+        if key is None:
+            key = tuple(n.child_index for n in self.path(node_id))
+            self._keys[node_id] = key
+        return key
 
     def steps(self, node_id: int) -> list[str]:
         """The step texts from the root to `node_id`."""
