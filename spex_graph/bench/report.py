@@ -4,7 +4,7 @@ JSON schema (`spex bench --json`):
 
     {
       "spec": {...BenchSpec fields...},
-      "speedup": float | null,          # spex mean latency vs baseline (baseline / spex)
+      "speedup": float | null,          # baseline mean / spex mean, over queries both finished
       "oracle_speedup": float | null,   # oracle mean latency vs baseline
       "workload_stats": {               # the baseline run's trees (every generated node)
         "preset": str | null,           # sim preset (null on real backends)
@@ -127,6 +127,18 @@ def mode_metrics(run: ModeRun, baseline: ModeRun | None) -> dict[str, Any]:
     }
 
 
+def _common_means(baseline: ModeRun, run: ModeRun) -> tuple[float, float]:
+    """Mean latency of the baseline and of `run` over the queries both finished."""
+    pairs = [
+        (float(b["latency_s"]), float(r["latency_s"]))
+        for b, r in zip(baseline.results, run.results, strict=True)
+        if "error" not in b and "error" not in r
+    ]
+    if not pairs:
+        return 0.0, 0.0
+    return statistics.mean(p[0] for p in pairs), statistics.mean(p[1] for p in pairs)
+
+
 def workload_stats(run: ModeRun) -> dict[str, Any]:
     """Step lengths and depths of a run's trees (every generated node; answered leaves)."""
     tokens: list[float] = []
@@ -151,10 +163,12 @@ def build_report(spec: BenchSpec, runs: list[ModeRun]) -> dict[str, Any]:
     """The JSON report: per-mode metrics plus speedups against baseline and oracle."""
     baseline = next((r for r in runs if r.mode == "baseline"), None)
     results = {run.mode: mode_metrics(run, baseline) for run in runs}
-    base_mean = results["baseline"]["latency_mean_s"] if "baseline" in results else None
-    for metrics in results.values():
-        if base_mean and metrics["latency_mean_s"] > 0:
-            metrics["speedup"] = base_mean / metrics["latency_mean_s"]
+    if baseline is not None:
+        for run in runs:
+            metrics = results[run.mode]
+            base_mean, mean = _common_means(baseline, run)
+            if base_mean > 0 and mean > 0:
+                metrics["speedup"] = base_mean / mean
     oracle = results.get("oracle", {}).get("speedup")
     if oracle:
         for mode, metrics in results.items():

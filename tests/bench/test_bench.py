@@ -137,3 +137,19 @@ def test_speculative_decoding_composes_with_spex(tmp_path) -> None:  # type: ign
     m = results["spex+sd"]
     assert m["tokens_speculative_wasted"] == m["engine_tokens"] - sd["engine_tokens"]
     assert main([*args[:-1], "medusa"]) == 2
+
+
+def test_speedups_compare_only_queries_both_modes_finished() -> None:
+    from spex_graph.bench.report import build_report
+    from spex_graph.bench.runner import BenchSpec, ModeRun
+
+    def row(q: str, latency: float) -> dict:  # type: ignore[type-arg]
+        return {"query_id": q, "answer": "1", "latency_s": latency, "tokens_primary": 1,
+                "tokens_speculative_used": 0, "tokens_speculative_wasted": 0}  # fmt: skip
+
+    base = ModeRun("baseline", [row("a", 10.0), row("b", 2.0)], {}, {}, 0.0, 1.0)
+    # SPEX failed on b (the fast one): the speedup must not count a's 10 s against nothing
+    spex = ModeRun("spex", [row("a", 5.0), {"query_id": "b", "error": "x"}], {}, {}, 0.0, 1.0)
+    report = build_report(BenchSpec(modes="baseline,spex"), [base, spex])
+    assert report["speedup"] == 2.0
+    assert report["results"]["spex"]["same_answers_as_baseline"] == 0.5
