@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,14 @@ except ConfigError:  # pragma: no cover
     DATA = Path("missing")
 
 
-def _steps(n_problems: int = 60, n_siblings: int = 8) -> dict[tuple[str, int], list[int]]:
-    """Step lengths of sibling first steps, by (problem, depth 1), plus deeper steps."""
+def _steps(
+    n_problems: int = 60, n_siblings: int = 8, shared: float | None = None
+) -> dict[tuple[str, int], list[int]]:
+    """Step lengths of sibling first steps, by (problem, depth 1)."""
     out: dict[tuple[str, int], list[int]] = {}
     w = PAPER_WORKLOAD
+    if shared is not None:
+        w = replace(w, step_shared_fraction=shared)
     for q in range(n_problems):
         pid = f"sim-{q}"
         for s in range(n_siblings):
@@ -42,10 +47,16 @@ def test_paper_workload_steps_are_right_skewed_with_a_shared_component() -> None
     assert cv >= 0.8  # lognormal sigma 0.8, clipped at 256: CV ~0.9 (normal model: 0.33)
     assert statistics.median(tokens) < mean  # right-skewed
     assert max(tokens) <= 256
-    # the (problem, depth) component: sibling groups differ more than siblings within one
-    group_means = [statistics.mean(g) for g in groups.values()]
-    within = statistics.mean(statistics.pvariance(g) for g in groups.values())
-    assert statistics.pvariance(group_means) > 0.2 * within
+
+    # the (problem, depth) component: with a larger share, sibling groups differ more
+    def spread(shared: float) -> float:
+        groups = _steps(shared=shared)
+        means = [statistics.mean(g) for g in groups.values()]
+        within = statistics.mean(statistics.pvariance(g) for g in groups.values())
+        return statistics.pvariance(means) / within
+
+    assert spread(0.8) > 2 * spread(0.0)
+    assert PAPER_WORKLOAD.step_shared_fraction == pytest.approx(0.12)  # fitted, real trees
 
 
 def test_paper_workload_depths_are_right_skewed_and_capped() -> None:
