@@ -198,6 +198,9 @@ class Speculator:
             return
         try:
             self._poll_load()
+            budget = self.ctx.dispatcher.budget
+            if budget is not None and budget.free() < max(1.0, budget.tokens_per_request):
+                return  # no grant is possible: the lookahead could launch nothing (CPU saver)
             self.lookahead()
         except Exception:  # speculation must never fail a query
             log.exception("speculation disabled for query %s", self.session.query_id)
