@@ -26,7 +26,8 @@ The workload of `artifact` and `modern` (`PAPER_WORKLOAD`):
   problems, 217 steps in 41 (problem, depth) groups (tests/fixtures/real_trees):
   shared fraction 0.12, log-sd 0.68, median 38 tokens (the MATH-500 tree alone:
   log-sd 0.79, median 34, close to the reference-solution lognormal). A small
-  sample: rerun the fit on the full recordings before trusting the second digit.
+  sample: 11 problems (422 steps) recorded a little later give 0.23; rerun the fit
+  on the full recordings before trusting the first digit.
 - Solution depth, measured here: the same split of the 500 MATH-500 reference
   solutions gives steps per solution mean 4.06, median 3, p90 7, p99 15, max 44; its
   log has mean 1.144 and sd 0.717 => lognormal median 3.14, sigma 0.72, capped at the
