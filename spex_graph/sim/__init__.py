@@ -3,7 +3,7 @@
     from spex_graph.sim import run_virtual, sim_context, run_queries, SimTask
 
     async def main():
-        ctx, engines = sim_context("rebase", width=16)
+        ctx, engines = sim_context("rebase", width=16, preset="artifact", gpu="h100")
         results = await run_queries(ctx, ctx.task.load(64), concurrency=16)
         return results, engines
 
@@ -11,7 +11,10 @@
 
 Everything runs on the virtual event loop (`clock`), so the timings are exact,
 repeatable and cost no real time: a GPU iteration of 6 ms is a jump of the
-clock. Pieces: `profiles` (GPU roofline profiles with sources), `engine`
+clock. Pieces: `presets` (the paper's setting and today's, with sources),
+`profiles` (GPU roofline profiles with sources), `spec_decoding` (EAGLE-style
+token-level speculation), `recorded` (replay of real recorded trees), `fit`
+(fit the workload to recorded trees), `engine`
 (continuous batching, KV capacity, prefix cache, abort), `workload` (synthetic
 reasoning trees and `SimTask`), `backend` (`SimBackend`), `reward` (`SimPRM`),
 `replay` (replay a recorded real search under a GPU profile).
@@ -101,6 +104,8 @@ def sim_context(
     reward_profile: GpuProfile | None = None,
     spec_decoding: SpecDecoding | None = None,
     recorded: RecordedWorkload | None = None,
+    preset: str | None = None,
+    gpu: str = "h100",
     **search_options: Any,
 ) -> tuple[SearchContext, dict[str, SimEngine]]:
     """A SearchContext over SimBackend + SimPRM on simulated GPUs, clocked by the loop.
@@ -113,11 +118,21 @@ def sim_context(
     replay recorded real trees instead of `workload` (see spex_graph.sim.recorded).
     `spex`: a SpexConfig, True (SPEX defaults), False (the plain baseline: no
     speculation, budget or early termination) or None (SpexConfig defaults).
+    `preset` ("artifact", "modern", "legacy"; see spex_graph.sim.presets) with `gpu`
+    ("h100", "h200") replaces `profile`, `reward_profile` and `workload` by the
+    preset's and sets its depth cap (unless `max_depth` is given).
     `search_options` go to `SearchContext.create` (seed, max_depth, ...).
 
     Returns:
         (context, {"policy": engine, "reward": engine}) — the same engine twice when shared.
     """
+    if preset is not None:
+        from spex_graph.sim.presets import get_preset
+
+        chosen = get_preset(preset)
+        profile, reward_profile = chosen.profiles(gpu)
+        workload = chosen.workload
+        search_options.setdefault("max_depth", chosen.max_depth)
     policy_engine = SimEngine(profile, name="policy", spec_decoding=spec_decoding)
     reward_engine = (
         policy_engine if shared_engine else SimEngine(reward_profile or profile, name="reward")

@@ -122,3 +122,19 @@ def test_unknown_preset_and_gpu_are_one_line_errors(capsys) -> None:  # type: ig
     assert "unknown --preset 'turbo'" in capsys.readouterr().err
     assert main(["bench", "--gpu", "a100", "--queries", "1"]) == 2
     assert "unknown --gpu 'a100'" in capsys.readouterr().err
+
+
+def test_sim_context_takes_a_preset_and_a_gpu() -> None:
+    from spex_graph.sim import run_queries, run_virtual, sim_context
+
+    async def main() -> tuple[list[dict], dict]:  # type: ignore[type-arg]
+        ctx, engines = sim_context("rebase", width=4, preset="artifact", gpu="h200", spex=False)
+        assert ctx.max_depth == 25
+        return await run_queries(ctx, ctx.task.load(1)), engines
+
+    results, engines = run_virtual(main())
+    assert results[0]["answer"] is not None
+    assert (
+        "H200" in engines["policy"].profile.name and "Llemma-7B" in engines["policy"].profile.name
+    )
+    assert "Llemma-34B" in engines["reward"].profile.name
