@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import DEFAULT_RECURSION_LIMIT
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
@@ -23,6 +25,43 @@ RECURSION_LIMIT = 100_000
 """Supersteps allowed per query (three per search round; MCTS runs many rounds)."""
 
 
+def step_limit_config(config: RunnableConfig | None) -> RunnableConfig:
+    """`config` with the search's own step limit unless the caller chose another.
+
+    LangChain fills `recursion_limit=25` into every config it passes on (`batch`,
+    `abatch`, chains), which would stop a search after 8 rounds, and LangGraph
+    passes its own default (a marked int) to subgraphs. So a missing limit,
+    LangGraph's marked default and exactly LangChain's 25 are read as "not set"
+    and replaced by RECURSION_LIMIT; any other value is the caller's choice and
+    is honoured (an explicit 25 cannot be told apart from LangChain's default).
+    """
+    merged: RunnableConfig = dict(config or {})  # type: ignore[assignment]
+    limit = merged.get("recursion_limit")
+    if (
+        limit is None
+        or limit == DEFAULT_RECURSION_LIMIT
+        or type(limit).__name__ == "_DefaultRecursionLimit"
+    ):
+        merged["recursion_limit"] = RECURSION_LIMIT
+    return merged
+
+
+class SearchGraph(CompiledStateGraph[Any, Any, Any, Any]):
+    """The compiled search graph; applies `step_limit_config` on every entry point.
+
+    `invoke`, `ainvoke`, `batch`, the event APIs and subgraph use all go through
+    `stream`/`astream`, so overriding those two covers every way a run starts.
+    """
+
+    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        """`CompiledStateGraph.stream` under the search's step limit."""
+        return super().stream(input, step_limit_config(config), **kwargs)
+
+    def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        """`CompiledStateGraph.astream` under the search's step limit."""
+        return super().astream(input, step_limit_config(config), **kwargs)
+
+
 def _after_select(state: SearchGraphState) -> str:
     return "expand" if state.get("orders") else "aggregate"
 
@@ -31,7 +70,7 @@ def build_search_graph(
     *,
     checkpointer: Any = None,
     name: str = "spex-search",
-) -> CompiledStateGraph[Any, Any, Any, Any]:
+) -> SearchGraph:
     """Compile the search graph.
 
     Run it with a `SearchContext` in the runtime context::
@@ -64,4 +103,5 @@ def build_search_graph(
     builder.add_edge("evaluate", "select")
     builder.add_edge("aggregate", END)
     graph = builder.compile(checkpointer=checkpointer, name=name)
-    return graph.with_config(recursion_limit=RECURSION_LIMIT)
+    attrs = {k: v for k, v in graph.__dict__.items() if k != "__orig_class__"}
+    return SearchGraph(**attrs)

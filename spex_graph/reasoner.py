@@ -21,7 +21,7 @@ from spex_graph.backends.base import Backend
 from spex_graph.config import SearchConfig
 from spex_graph.context import SearchContext
 from spex_graph.errors import ConfigError
-from spex_graph.graph import RECURSION_LIMIT, build_search_graph
+from spex_graph.graph import build_search_graph, step_limit_config
 from spex_graph.result import SearchResult
 from spex_graph.rewards.base import RewardModel
 from spex_graph.runtime.loop import shared_loop
@@ -144,9 +144,7 @@ class SpexReasoner(Runnable[Any, Any]):
 
     @staticmethod
     def _graph_config(config: RunnableConfig | None) -> RunnableConfig:
-        merged: RunnableConfig = dict(config or {})  # type: ignore[assignment]
-        merged.setdefault("recursion_limit", RECURSION_LIMIT)
-        return merged
+        return step_limit_config(config)
 
     def _graph_input(self, input: Any) -> dict[str, Any] | None:
         if input is None:
