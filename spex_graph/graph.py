@@ -10,15 +10,21 @@ the dispatcher, so work can run across superstep boundaries.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import DEFAULT_RECURSION_LIMIT
+from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
 
 from spex_graph.context import SearchContext
 from spex_graph.nodes import aggregate_node, evaluate_node, expand_node, select_node, start_node
+from spex_graph.nodes.common import context_of
 from spex_graph.state import SearchGraphState, SearchInput, SearchOutput
 
 RECURSION_LIMIT = 100_000
@@ -62,6 +68,34 @@ class SearchGraph(CompiledStateGraph[Any, Any, Any, Any]):
         return super().astream(input, step_limit_config(config), **kwargs)
 
 
+Node = Callable[[SearchGraphState, Runtime[Any]], Awaitable[dict[str, Any]]]
+
+
+def closes_query_on_failure(node: Node) -> Node:
+    """Wrap a node so that a query it fails or that is cancelled inside it is closed.
+
+    `aggregate` closes a query that ends normally; this covers the rest (a raising
+    reward, a timeout, `asyncio.wait_for`, a closed stream) for every caller of the
+    graph, not only `SpexReasoner`: the session's requests are aborted on the
+    engine and its budget registration and claims are released. LangGraph's own
+    control-flow exceptions (interrupts) pass through untouched.
+    """
+
+    @functools.wraps(node)
+    async def run(state: SearchGraphState, runtime: Runtime[Any]) -> dict[str, Any]:
+        try:
+            return await node(state, runtime)
+        except GraphBubbleUp:
+            raise
+        except BaseException:
+            query_id = state.get("query_id")
+            if query_id:
+                await asyncio.shield(context_of(runtime).dispatcher.close(query_id))
+            raise
+
+    return run
+
+
 def _after_select(state: SearchGraphState) -> str:
     return "expand" if state.get("orders") else "aggregate"
 
@@ -91,11 +125,15 @@ def build_search_graph(
         input_schema=SearchInput,
         output_schema=SearchOutput,
     )
-    builder.add_node("start", start_node)
-    builder.add_node("select", select_node)
-    builder.add_node("expand", expand_node)
-    builder.add_node("evaluate", evaluate_node)
-    builder.add_node("aggregate", aggregate_node)
+    nodes = {
+        "start": start_node,
+        "select": select_node,
+        "expand": expand_node,
+        "evaluate": evaluate_node,
+        "aggregate": aggregate_node,
+    }
+    for name_, node in nodes.items():
+        builder.add_node(name_, closes_query_on_failure(node))  # type: ignore[call-overload]
     builder.add_edge(START, "start")
     builder.add_edge("start", "select")
     builder.add_conditional_edges("select", _after_select, ["expand", "aggregate"])

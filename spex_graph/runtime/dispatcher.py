@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,8 @@ ExpansionKey = tuple[int, ...]
 
 Clock = Callable[[], float]
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 def key_str(key: ExpansionKey) -> str:
@@ -102,6 +105,7 @@ class QuerySession:
         )
         self.records.append(record)
         task = asyncio.ensure_future(self._generate(request, record, claim))
+        task.add_done_callback(_retrieve)
         self._expansions[key] = _Flight(task, record, claim)
         depth = len(key)
         self._running_at_depth[depth] = self._running_at_depth.get(depth, 0) + 1
@@ -212,7 +216,7 @@ class QuerySession:
             self._score_records.pop(key, None)
             if score_record is not None:
                 score_record.outcome = "cancelled"
-                await self.dispatcher.reward.cancel(score_record.request_id)
+                await _abort(self.dispatcher.reward, score_record.request_id)
             score.cancel()
             await asyncio.gather(score, return_exceptions=True)
         flight = self._expansions.get(key)
@@ -220,7 +224,7 @@ class QuerySession:
             return
         self._expansions.pop(key, None)
         flight.record.outcome = "cancelled"
-        await self.dispatcher.policy.cancel(flight.record.request_id)
+        await _abort(self.dispatcher.policy, flight.record.request_id)
         flight.task.cancel()
         await asyncio.gather(flight.task, return_exceptions=True)
         if flight.claim is not None:
@@ -266,6 +270,7 @@ class QuerySession:
         )
         self.records.append(record)
         task = asyncio.ensure_future(self._score(request, record))
+        task.add_done_callback(_retrieve)
         self._scores[key] = task
         self._score_records[key] = record
         task.add_done_callback(lambda t: self._notify("scored", key, t))
@@ -292,8 +297,12 @@ class QuerySession:
         return token_stats(self.records)
 
     async def cancel_all(self) -> None:
-        """Abort everything this query still has in flight."""
+        """Stop speculating and abort everything this query still has in flight."""
         self.listeners.clear()
+        if self.speculator is not None:
+            self.speculator.stop()
+        for background in list(self._background):
+            background.cancel()
         for key in list(self._expansions):
             flight = self._expansions[key]
             if not flight.task.done():
@@ -302,6 +311,18 @@ class QuerySession:
             if not task.done():
                 await self.cancel(key)
         await asyncio.gather(*self._scores.values(), return_exceptions=True)
+        await asyncio.gather(*self._background, return_exceptions=True)
+        for flight in self._expansions.values():
+            if flight.claim is not None:
+                self.dispatcher.release(flight.claim)
+
+
+async def _abort(target: Backend | RewardModel, request_id: str) -> None:
+    """Ask the engine to abort a request; a failed abort must not fail the query's cleanup."""
+    try:
+        await target.cancel(request_id)
+    except Exception as exc:  # the engine may be down; the local task is cancelled anyway
+        log.debug("abort of %s on %s failed: %s", request_id, target.name, exc)
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
@@ -373,13 +394,24 @@ class Dispatcher:
         """Whether the query has an open session."""
         return query_id in self._sessions
 
+    @property
+    def open_sessions(self) -> int:
+        """Queries with an open session (zero once every query has ended)."""
+        return len(self._sessions)
+
     async def close(self, query_id: str) -> QuerySession | None:
-        """Cancel the query's remaining work and drop its session; returns it for its trace."""
+        """Cancel the query's remaining work and drop its session; returns it for its trace.
+
+        Idempotent and safe to call from a `finally` (also when cancelled): the
+        session and the budget registration are dropped even if an abort fails.
+        """
         session = self._sessions.pop(query_id, None)
-        if session is not None:
-            await session.cancel_all()
-        if self.budget is not None:
-            self.budget.unregister(query_id)
+        try:
+            if session is not None:
+                await asyncio.shield(session.cancel_all())
+        finally:
+            if self.budget is not None:
+                self.budget.unregister(query_id)
         if session is not None:
             for hook in self.on_close:
                 hook(session)
