@@ -22,6 +22,10 @@ class BackendRequestError(SpexError):
     """A backend answered a request with an error or a malformed answer."""
 
 
+class RewardModelError(SpexError):
+    """A reward model raised or returned something that is not a finite number."""
+
+
 class RequestCancelledError(SpexError):
     """A request was cancelled before it finished (speculation dropped, query stopped)."""
 

@@ -20,6 +20,7 @@ import socket
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import httpx
 
@@ -30,6 +31,7 @@ from spex_graph.errors import (
     ConfigError,
     SpexError,
 )
+from spex_graph.redact import redact_url, scrub, split_credentials
 
 T = TypeVar("T")
 
@@ -142,7 +144,8 @@ def check_base_url(base_url: str, what: str) -> str:
     url = (base_url or "").strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise ConfigError(
-            f"{what} URL {base_url!r} is not an http(s) URL; pass e.g. http://127.0.0.1:30000"
+            f"{what} URL {redact_url(base_url)!r} is not an http(s) URL; "
+            "pass e.g. http://127.0.0.1:30000"
         )
     return url
 
@@ -184,7 +187,8 @@ class HttpService:
 
     Attributes:
         kind: the server kind in messages ("SGLang", "OpenAI-compatible server").
-        base_url: the server URL, without trailing slash.
+        base_url: the server URL as shown in messages: no trailing slash, credentials
+            hidden (a user:password in the URL is sent as HTTP basic auth instead).
         start_hint: how to fix an unreachable server (start command, option to pass).
         timeout: read/write timeout of one request, seconds.
     """
@@ -205,7 +209,15 @@ class HttpService:
                 f"{kind} timeouts must be positive (got {timeout}, {connect_timeout})"
             )
         self.kind = kind
-        self.base_url = check_base_url(base_url, kind)
+        checked = check_base_url(base_url, kind)
+        url, credentials = split_credentials(checked)
+        self.base_url = redact_url(checked) or url
+        self._request_url = url
+        self._auth = httpx.BasicAuth(*map(unquote, credentials)) if credentials else None
+        self._secrets = [
+            *(map(unquote, credentials) if credentials else ()),
+            *(v.split(" ", 1)[-1] for v in (headers or {}).values()),
+        ]
         self.start_hint = start_hint
         self.timeout = float(timeout)
         self.connect_timeout = float(min(connect_timeout, timeout))
@@ -224,12 +236,13 @@ class HttpService:
             )
         if self._client is None:
             self._client = httpx.AsyncClient(
-                base_url=self.base_url,
+                base_url=self._request_url,
+                auth=self._auth,
                 timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout, pool=None),
                 limits=self._limits,
                 headers=self._headers,
                 # plain-http URLs need no CA bundle (loading it costs ~50 ms per client)
-                verify=self.base_url.startswith("https://"),
+                verify=self._request_url.startswith("https://"),
             )
         return self._client
 
@@ -241,7 +254,11 @@ class HttpService:
             await client.aclose()
 
     def transport_error(self, exc: Exception, path: str, timeout: float | None = None) -> SpexError:
-        """Map an httpx transport failure to a one-line error naming the fix."""
+        """Map an httpx transport failure to a one-line error naming the fix (no secrets)."""
+        error = self._transport_error(exc, path, timeout)
+        return type(error)(scrub(str(error), self._secrets))
+
+    def _transport_error(self, exc: Exception, path: str, timeout: float | None) -> SpexError:
         where = f"{self.kind} at {self.base_url}"
         t = self.timeout if timeout is None else timeout
         if isinstance(exc, httpx.ConnectTimeout):
@@ -271,10 +288,10 @@ class HttpService:
         )
 
     def status_error(self, response: httpx.Response, path: str) -> SpexError:
-        """Map an HTTP error status to a one-line error naming the fix."""
+        """Map an HTTP error status to a one-line error naming the fix (no secrets)."""
         where = f"{self.kind} at {self.base_url}"
         code = response.status_code
-        detail = server_message(response)
+        detail = scrub(server_message(response), self._secrets)
         if code == 503:
             return BackendUnavailableError(
                 f"{where} is not ready (HTTP 503 on {path}: {detail}); wait until it has loaded "

@@ -36,6 +36,7 @@ from typing import Any
 
 from spex_graph.bench.modes import MODES
 from spex_graph.bench.runner import BenchSpec, ModeRun
+from spex_graph.redact import redact_url
 from spex_graph.runtime.trace import RequestRecord
 
 
@@ -130,7 +131,7 @@ def build_report(spec: BenchSpec, runs: list[ModeRun]) -> dict[str, Any]:
             if metrics["speedup"] is not None:
                 metrics["oracle_fraction"] = metrics["speedup"] / oracle
     return {
-        "spec": {k: v for k, v in vars(spec).items()},
+        "spec": {k: redact_url(v) if k == "backend_url" else v for k, v in vars(spec).items()},
         "speedup": results.get("spex", {}).get("speedup"),
         "oracle_speedup": oracle,
         "results": results,

@@ -16,14 +16,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
+import numbers
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from spex_graph.backends._common import one_line
 from spex_graph.backends.base import Backend, Completion, GenerationRequest
-from spex_graph.errors import BackendRequestError, RequestCancelledError, SpexError
+from spex_graph.errors import (
+    BackendRequestError,
+    RequestCancelledError,
+    RewardModelError,
+    SpexError,
+)
 from spex_graph.policies.budget import BudgetController, Claim
 from spex_graph.rewards.base import RewardModel, ScoreRequest
 from spex_graph.runtime.trace import RequestRecord, TokenStats, token_stats
@@ -280,13 +288,23 @@ class QuerySession:
         dispatcher = self.dispatcher
         record.started_at = dispatcher.clock()
         try:
-            value = await dispatcher.call_with_retry(
-                lambda: dispatcher.reward.score(request), dispatcher.reward.name
+            value = checked_reward(
+                await dispatcher.call_with_retry(
+                    lambda: dispatcher.reward.score(request), dispatcher.reward.name
+                ),
+                dispatcher.reward.name,
             )
-        except BaseException:
+        except (SpexError, asyncio.CancelledError):
             record.outcome = "failed"
             record.finished_at = dispatcher.clock()
             raise
+        except Exception as exc:  # a custom reward model's own bug: one line, not a traceback
+            record.outcome = "failed"
+            record.finished_at = dispatcher.clock()
+            raise RewardModelError(
+                f"reward model {dispatcher.reward.name!r} raised {type(exc).__name__}: "
+                f"{one_line(exc, 160)}; fix the reward model (it must return a number)"
+            ) from exc
         record.finished_at = dispatcher.clock()
         if record.outcome == "pending":
             record.outcome = "wasted" if record.speculative else "used"
@@ -323,6 +341,18 @@ async def _abort(target: Backend | RewardModel, request_id: str) -> None:
         await target.cancel(request_id)
     except Exception as exc:  # the engine may be down; the local task is cancelled anyway
         log.debug("abort of %s on %s failed: %s", request_id, target.name, exc)
+
+
+def checked_reward(value: object, name: str) -> float:
+    """A reward model's answer as a float; NaN, inf, None or a string is an error."""
+    if isinstance(value, numbers.Real):
+        f = float(value)
+        if math.isfinite(f):
+            return f
+    raise RewardModelError(
+        f"reward model {name!r} returned {one_line(repr(value), 60)}; "
+        "it must return a finite number (rewards are in [0, 1])"
+    )
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:

