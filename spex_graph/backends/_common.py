@@ -25,11 +25,13 @@ from urllib.parse import unquote
 import httpx
 
 from spex_graph.backends.base import Completion, GenerationRequest
+from spex_graph.backends.retry import parse_retry_after
 from spex_graph.errors import (
     BackendRequestError,
     BackendUnavailableError,
     ConfigError,
     SpexError,
+    TransientBackendError,
 )
 from spex_graph.redact import redact_url, scrub, split_credentials
 
@@ -256,7 +258,8 @@ class HttpService:
     def transport_error(self, exc: Exception, path: str, timeout: float | None = None) -> SpexError:
         """Map an httpx transport failure to a one-line error naming the fix (no secrets)."""
         error = self._transport_error(exc, path, timeout)
-        return type(error)(scrub(str(error), self._secrets))
+        error.args = (scrub(str(error), self._secrets),)
+        return error
 
     def _transport_error(self, exc: Exception, path: str, timeout: float | None) -> SpexError:
         where = f"{self.kind} at {self.base_url}"
@@ -268,7 +271,7 @@ class HttpService:
             )
         if isinstance(exc, httpx.ConnectError):
             reason = _connect_reason(exc)
-            return BackendUnavailableError(
+            return TransientBackendError(  # retried: an engine may be restarting
                 f"cannot connect to {where} ({reason}); {self.start_hint}"
             )
         if isinstance(exc, httpx.TimeoutException):
@@ -278,7 +281,7 @@ class HttpService:
             )
         if isinstance(exc, httpx.TransportError):
             detail = one_line(exc, 80) or type(exc).__name__
-            return BackendUnavailableError(
+            return TransientBackendError(
                 f"{where} dropped the connection during {path} ({detail}); "
                 "check its log: it may have crashed or restarted"
             )
@@ -288,14 +291,38 @@ class HttpService:
         )
 
     def status_error(self, response: httpx.Response, path: str) -> SpexError:
-        """Map an HTTP error status to a one-line error naming the fix (no secrets)."""
+        """Map an HTTP error status to a one-line error naming the fix (no secrets).
+
+        429, 503 and 408/502/504 are `TransientBackendError`s (retried, honouring
+        Retry-After); other 4xx are marked not retryable.
+        """
+        error = self._status_error(response, path)
+        if isinstance(error, BackendRequestError) and 400 <= response.status_code < 500:
+            error.retryable = False  # the same request would be refused again
+        return error
+
+    def _status_error(self, response: httpx.Response, path: str) -> SpexError:
         where = f"{self.kind} at {self.base_url}"
         code = response.status_code
         detail = scrub(server_message(response), self._secrets)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if code == 429:
+            return TransientBackendError(
+                f"{where} is rate-limiting (HTTP 429 on {path}: {detail}); lower --concurrency "
+                "or raise the server's rate limit",
+                retry_after,
+            )
         if code == 503:
-            return BackendUnavailableError(
+            return TransientBackendError(
                 f"{where} is not ready (HTTP 503 on {path}: {detail}); wait until it has loaded "
-                "the model, or send fewer requests at once"
+                "the model, or send fewer requests at once",
+                retry_after,
+            )
+        if code in (408, 502, 504):
+            return TransientBackendError(
+                f"{where} or a proxy in front of it failed on {path} (HTTP {code}: {detail}); "
+                "check the server and proxy logs",
+                retry_after,
             )
         if code == 404:
             return BackendRequestError(
@@ -428,6 +455,11 @@ def begin_request(
     return state
 
 
+def _seen(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 async def run_children(
     state: Inflight,
     coros: list[Coroutine[Any, Any, T]],
@@ -443,6 +475,8 @@ async def run_children(
     children did.
     """
     state.tasks = [asyncio.create_task(c) for c in coros]
+    for task in state.tasks:  # an abandoned child's error is expected, not "never retrieved"
+        task.add_done_callback(_seen)
     try:
         _, pending = await asyncio.wait(state.tasks, return_when=asyncio.FIRST_EXCEPTION)
     except asyncio.CancelledError:

@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 
 from spex_graph.backends._common import one_line
 from spex_graph.backends.base import Backend, Completion, GenerationRequest
+from spex_graph.backends.retry import RetryPolicy
+from spex_graph.backends.retry import call_with_retry as retry_call
 from spex_graph.errors import (
     BackendRequestError,
     RequestCancelledError,
@@ -145,7 +147,8 @@ class QuerySession:
             dispatcher.primary_started(estimate)
         try:
             completions = await dispatcher.call_with_retry(
-                lambda: dispatcher.policy.generate(request), dispatcher.policy.name
+                lambda n: dispatcher.policy.generate(_attempt(request, record, n)),
+                dispatcher.policy.name,
             )
         except (asyncio.CancelledError, RequestCancelledError):
             record.outcome = "cancelled"
@@ -290,7 +293,8 @@ class QuerySession:
         try:
             value = checked_reward(
                 await dispatcher.call_with_retry(
-                    lambda: dispatcher.reward.score(request), dispatcher.reward.name
+                    lambda n: dispatcher.reward.score(_attempt(request, record, n)),
+                    dispatcher.reward.name,
                 ),
                 dispatcher.reward.name,
             )
@@ -343,6 +347,18 @@ async def _abort(target: Backend | RewardModel, request_id: str) -> None:
         log.debug("abort of %s on %s failed: %s", request_id, target.name, exc)
 
 
+R = TypeVar("R", GenerationRequest, ScoreRequest)
+
+
+def _attempt(request: R, record: RequestRecord, attempt: int) -> R:
+    """The request for try `attempt`: a retry gets its own id (the engine may still hold
+    the failed one), and the record follows it so an abort reaches the live try."""
+    if attempt > 0:
+        request = dataclasses.replace(request, request_id=f"{request.request_id}.r{attempt}")
+        record.request_id = request.request_id
+    return request
+
+
 def checked_reward(value: object, name: str) -> float:
     """A reward model's answer as a float; NaN, inf, None or a string is an error."""
     if isinstance(value, numbers.Real):
@@ -373,15 +389,20 @@ class Dispatcher:
         policy: the generation backend.
         reward: the reward model.
         clock: time source (monotonic seconds; the simulator injects virtual time).
-        request_timeout_s: a request that takes longer fails with a one-line error.
-        retries: extra attempts after a transient BackendRequestError.
+        request_timeout_s: a request that takes longer, retries and their waits
+            included, fails with a one-line error.
+        retries: extra attempts of a request after a retryable failure (see
+            spex_graph.backends.retry); speculative ones too, since a primary
+            request may have joined them.
+        retry: backoff and Retry-After handling between attempts.
     """
 
     policy: Backend
     reward: RewardModel
     clock: Clock = time.monotonic
     request_timeout_s: float = 600.0
-    retries: int = 1
+    retries: int = 3
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     budget: BudgetController | None = None
     on_close: list[Callable[[QuerySession], None]] = field(default_factory=list)
     """Called with each query's session when it closes (benchmarks collect traces here)."""
@@ -447,20 +468,25 @@ class Dispatcher:
                 hook(session)
         return session
 
-    async def call_with_retry(self, call: Callable[[], Awaitable[T]], target: str) -> T:
-        """Run a backend call under the timeout, retrying transient request errors."""
-        attempt = 0
-        while True:
-            try:
-                inner = asyncio.ensure_future(call())
-                inner.add_done_callback(_retrieve)
-                return await asyncio.wait_for(inner, self.request_timeout_s)
-            except TimeoutError:
-                raise SpexError(
-                    f"a request to {target!r} took longer than "
-                    f"{self.request_timeout_s:.0f}s; raise --request-timeout or check the engine"
-                ) from None
-            except BackendRequestError:
-                attempt += 1
-                if attempt > self.retries:
-                    raise
+    async def call_with_retry(self, call: Callable[[int], Awaitable[T]], target: str) -> T:
+        """Run `call(attempt)` under the request timeout, retrying retryable failures.
+
+        The timeout bounds the whole call, attempts and waits together (on the event
+        loop's clock, so virtual time in the simulator).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.request_timeout_s
+        policy = dataclasses.replace(self.retry, attempts=max(1, self.retries + 1))
+
+        async def attempt(n: int) -> T:
+            inner = asyncio.ensure_future(call(n))
+            inner.add_done_callback(_retrieve)
+            return await asyncio.wait_for(inner, max(0.0, deadline - loop.time()))
+
+        try:
+            return await retry_call(attempt, policy, deadline=deadline, clock=loop.time)
+        except TimeoutError:
+            raise SpexError(
+                f"a request to {target!r} took longer than "
+                f"{self.request_timeout_s:.0f}s; raise --request-timeout or check the engine"
+            ) from None

@@ -87,10 +87,10 @@ def test_sigkill_then_rerun_resumes_exactly(
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
+        # kill while at least one row is written and some search is mid-way (checkpointed)
         if out.exists() and out.read_text().count("\n") >= 1 and db.exists() and threads(db):
             break
-        time.sleep(0.05)
-    time.sleep(0.3)  # well inside the next searches
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
