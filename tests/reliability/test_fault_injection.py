@@ -74,15 +74,24 @@ def start(protocol: str, plan: FaultPlan) -> Any:
     return cls(plan).start()
 
 
+def run_on(
+    server: Any, timeout: float = TIMEOUT_S
+) -> tuple[list[Any], list[float], list[RequestRecord], SpexReasoner]:
+    """Run QUERIES queries through `server`, then close the reasoner and stop the server."""
+    reasoner = reasoner_for(server, timeout=timeout)
+    try:
+        results, elapsed, records = run_queries(reasoner)
+    finally:
+        reasoner.close()
+        server.stop()
+    return results, elapsed, records, reasoner
+
+
 @pytest.fixture(scope="module")
 def reference() -> Iterator[dict[str, list[str | None]]]:
     answers = {}
     for protocol in ("sglang", "openai"):
-        server = start(protocol, FaultPlan())
-        reasoner = reasoner_for(server)
-        results, _, _ = run_queries(reasoner)
-        reasoner.close()
-        server.stop()
+        results, _, _, _ = run_on(start(protocol, FaultPlan()))
         answers[protocol] = [r.answer for r in results]
     yield answers
 
@@ -122,12 +131,7 @@ def test_retryable_faults_are_retried_and_every_query_finishes(
     protocol: str, fault: str, reference: dict[str, list[str | None]]
 ) -> None:
     server = start(protocol, FaultPlan(fault, RATE, seed=3))
-    reasoner = reasoner_for(server)
-    try:
-        results, _, records = run_queries(reasoner)
-    finally:
-        reasoner.close()
-        server.stop()
+    results, _, records, reasoner = run_on(server)
     assert server.plan.injected > 0
     errors = [str(r) for r in results if isinstance(r, BaseException)]
     assert errors == []
@@ -141,12 +145,7 @@ def test_retry_after_is_honoured() -> None:
     plan = FaultPlan("429", 0.2, seed=5)
     plan.retry_after = "0.4"
     server = FaultySGLangServer(plan).start()
-    reasoner = reasoner_for(server)
-    try:
-        results, _, _ = run_queries(reasoner)
-    finally:
-        reasoner.close()
-        server.stop()
+    results, _, _, _ = run_on(server)
     assert all(not isinstance(r, BaseException) for r in results)
     arrivals = {rid: t for t, rid, _ in server.arrivals}
     limited = [(t, rid) for t, rid, fault in server.arrivals if fault == "429"]
@@ -163,12 +162,7 @@ def test_retry_after_is_honoured() -> None:
 def test_a_hang_fails_only_its_query_within_the_timeout(protocol: str) -> None:
     timeout = 3.0
     server = start(protocol, FaultPlan("hang", 0.03, seed=1))
-    reasoner = reasoner_for(server, timeout=timeout)
-    try:
-        results, elapsed, _ = run_queries(reasoner)
-    finally:
-        reasoner.close()
-        server.stop()
+    results, elapsed, _, _ = run_on(server, timeout=timeout)
     failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
     assert server.plan.injected > 0
     for i in failed:
@@ -185,12 +179,7 @@ def test_a_hang_fails_only_its_query_within_the_timeout(protocol: str) -> None:
 @pytest.mark.parametrize("fault", ["empty", "long"])
 def test_odd_answers_are_handled(protocol: str, fault: str) -> None:
     server = start(protocol, FaultPlan(fault, RATE, seed=2))
-    reasoner = reasoner_for(server)
-    try:
-        results, _, _ = run_queries(reasoner)
-    finally:
-        reasoner.close()
-        server.stop()
+    results, _, _, _ = run_on(server)
     assert server.plan.injected > 0
     assert all(not isinstance(r, BaseException) for r in results), results
     assert sum(r.answer == "42" for r in results) >= QUERIES // 2
