@@ -100,7 +100,12 @@ def mode_metrics(run: ModeRun, baseline: ModeRun | None) -> dict[str, Any]:
         "latency_p90_s": _percentile(latencies, 0.9),
         "makespan_s": makespan,
         "throughput_qps": len(ok) / makespan if makespan > 0 else 0.0,
-        "accuracy": sum(graded) / len(graded) if graded else None,
+        # a failed query counts as a wrong answer, never as a missing one
+        "accuracy": (
+            sum(graded) / (len(graded) + len(run.results) - len(ok))
+            if graded or len(ok) < len(run.results)
+            else None
+        ),
         "tokens_primary": primary,
         "tokens_speculative_used": used,
         "tokens_speculative_wasted": wasted,
@@ -142,6 +147,7 @@ def format_table(report: dict[str, Any]) -> str:
     """A fixed-width table of the report, one row per mode."""
     cols = [
         ("mode", "{:<11}", lambda m, k: k),
+        ("failed", "{:>6}", lambda m, k: str(m["failed"])),
         ("mean s", "{:>8}", lambda m, k: f"{m['latency_mean_s']:.2f}"),
         ("p50 s", "{:>7}", lambda m, k: f"{m['latency_p50_s']:.2f}"),
         ("p90 s", "{:>7}", lambda m, k: f"{m['latency_p90_s']:.2f}"),
@@ -180,4 +186,10 @@ def format_table(report: dict[str, Any]) -> str:
         f"concurrency {spec['concurrency']}"
         + (f", profile {spec['profile']}" if spec["backend"] == "sim" else f", {spec['dataset']}")
     )
+    for mode, metrics in report["results"].items():
+        if metrics["failed"]:
+            lines.append(
+                f"FAILED: {metrics['failed']} of {metrics['queries']} {mode} queries failed "
+                "(counted as wrong answers; latencies cover the others only)"
+            )
     return "\n".join(lines)
