@@ -20,6 +20,7 @@ set `rate` with a seeded random draw:
 from __future__ import annotations
 
 import random
+import re
 import socket
 import struct
 import threading
@@ -50,9 +51,17 @@ class FaultPlan:
         self.injected = 0
         self.retry_after = "0.05"
 
-    def draw(self) -> str | None:
-        """The fault for the next request, or None."""
+    def draw(self, rid: str | None = None) -> str | None:
+        """The fault for the next request, or None.
+
+        A request's third and later tries (`<id>.r2-0000`, ...) are never faulted, so
+        with the client's 3 retries every retryable fault is survivable and the
+        tests are deterministic in outcome (not only likely to pass).
+        """
         if self.kind is None:
+            return None
+        retry = re.search(r"\.r(\d+)-\d{4}$", rid or "")
+        if retry is not None and int(retry.group(1)) >= 2:
             return None
         with self._lock:
             if self._rng.random() >= self.rate:
@@ -122,8 +131,8 @@ class FaultySGLangServer(FakeSGLangServer):
         self.routes[("POST", "/generate")] = self._faulty_generate
 
     def _faulty_generate(self, h: Handler, body: Any) -> None:
-        kind = self.plan.draw()
         rid = body.get("rid") if isinstance(body, dict) else None
+        kind = self.plan.draw(rid)
         self.arrivals.append((time.monotonic(), str(rid), kind))
         if kind is not None and send_fault(h, kind, self.plan, self.closing):
             return
@@ -183,7 +192,7 @@ class FaultyOpenAIServer(FakeOpenAIServer):
         self.routes[("POST", "/v1/completions")] = self._faulty_completions
 
     def _faulty_completions(self, h: Handler, body: Any) -> None:
-        kind = self.plan.draw()
+        kind = self.plan.draw(h.headers.get("X-Request-Id"))
         if kind is not None and send_fault(h, kind, self.plan, self.closing):
             return
         self._local.forced = kind
