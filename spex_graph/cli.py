@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--offset", type=int, default=0)
     run.add_argument("--concurrency", type=int, default=1)
     run.add_argument("--out", default=None, help="JSONL path (default runs/<dataset>-<alg>.jsonl)")
+    run.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over: empty --out and its checkpoints (default: resume, skipping "
+        "problems already in --out and continuing interrupted searches)",
+    )
     _search_options(run)
 
     bench_engine = sub.add_parser("bench-engine", help="embedded engine batching throughput")
@@ -129,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _reasoner(args: argparse.Namespace, task: str, spex: Any = None) -> Any:
+def _reasoner(
+    args: argparse.Namespace, task: str, spex: Any = None, checkpointer: Any = None
+) -> Any:
     from spex_graph.defaults import make_backend
     from spex_graph.reasoner import SpexReasoner
 
@@ -146,6 +154,7 @@ def _reasoner(args: argparse.Namespace, task: str, spex: Any = None) -> Any:
         chat_template=args.chat_template,
         request_timeout_s=args.request_timeout,
         spex=spex,
+        checkpointer=checkpointer,
     )
 
 
@@ -185,27 +194,47 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """`spex run`: a dataset, with a progress bar and a JSONL of results."""
+    """`spex run`: a dataset, with a progress bar and a JSONL of results; resumable."""
     from tqdm import tqdm
 
+    from spex_graph import resume
+    from spex_graph.runtime.loop import run_on_shared_loop
     from spex_graph.tasks import get_task
 
     task = get_task(args.dataset)
     problems = task.load(limit=args.limit, offset=args.offset)
     out = Path(args.out or f"runs/{args.dataset}-{args.algorithm}.jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
-    reasoner = _reasoner(args, args.dataset)
-    correct = failed = 0
+    checkpoints = out.with_name(out.name + ".checkpoints.sqlite")
+    if args.fresh:
+        out.unlink(missing_ok=True)
+        checkpoints.unlink(missing_ok=True)
+    resume.repair_tail(out)
+    done = resume.finished_rows(out)
+    todo = [p for p in problems if p.id not in done]
+    correct = sum(bool(done[p.id].get("correct")) for p in problems if p.id in done)
+    if len(todo) < len(problems):
+        print(f"resuming: {len(problems) - len(todo)} of {len(problems)} already in {out}")
+    key = resume.run_key({k: v for k, v in vars(args).items() if k not in _RUN_ONLY})
+    saver = run_on_shared_loop(resume.open_checkpointer(checkpoints))
+    reasoner = _reasoner(args, args.dataset, checkpointer=saver)
+    failed = 0
     try:
         _health(reasoner)
-        with out.open("w") as fh, tqdm(total=len(problems), desc=args.dataset, unit="q") as bar:
+        with (
+            out.open("a", encoding="utf-8") as fh,
+            tqdm(
+                total=len(problems), initial=len(problems) - len(todo), desc=args.dataset, unit="q"
+            ) as bar,
+        ):
 
             async def one(problem: Any, gate: asyncio.Semaphore) -> None:
                 nonlocal correct, failed
                 async with gate:
                     started = time.perf_counter()
+                    thread = f"{args.dataset}:{problem.id}:{key}"
                     try:
-                        result = await reasoner.ainvoke(problem)
+                        result = await resume.search_resumable(reasoner, problem, thread)
                         row = result.model_dump(mode="json")
                         correct += bool(result.correct)
                     except SpexError as exc:
@@ -220,14 +249,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             async def all_of() -> None:
                 gate = asyncio.Semaphore(max(1, args.concurrency))
-                await asyncio.gather(*(one(p, gate) for p in problems))
+                await asyncio.gather(*(one(p, gate) for p in todo))
 
             asyncio.run(all_of())
     finally:
         reasoner.close()
+        run_on_shared_loop(resume.close_checkpointer(saver))
     n = len(problems)
     print(f"accuracy: {correct}/{n} = {correct / max(n, 1):.1%}  failed: {failed}  results: {out}")
-    return 0 if failed < n or n == 0 else 1
+    if failed:
+        print(
+            f'spex: {failed} of {n} queries failed (rows with "error" in {out}); '
+            "run the same command again to retry them",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+_RUN_ONLY = ("limit", "offset", "concurrency", "out", "fresh", "command", "request_timeout")
+"""`spex run` options that do not change a search (a checkpoint resumes across them)."""
 
 
 def cmd_bench_engine(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -10,6 +11,13 @@ from spex_graph.errors import ConfigError
 from spex_graph.prompts import CHAT_TEMPLATES
 
 ALGORITHMS: tuple[str, ...] = ("rebase", "beam", "ets", "bestfirst", "mcts", "bon")
+
+MAX_WIDTH = 1024
+"""Largest search width accepted (a typo like 10**6 would otherwise grow to gigabytes)."""
+MAX_DEPTH = 1000
+"""Largest depth cap accepted."""
+MAX_TOKENS = 1_000_000
+"""Largest per-step or per-solution token cap accepted."""
 
 
 class SearchConfig(BaseModel):
@@ -60,18 +68,32 @@ class SearchConfig(BaseModel):
             raise ValueError(f"unknown chat template {v!r}; choose one of {CHAT_TEMPLATES}")
         return v
 
-    @field_validator("width", "max_depth")
+    @field_validator("width")
     @classmethod
-    def _positive_or_none(cls, v: int | None) -> int | None:
-        if v is not None and v < 1:
-            raise ValueError("must be at least 1")
+    def _width(cls, v: int | None) -> int | None:
+        if v is not None and not 1 <= v <= MAX_WIDTH:
+            raise ValueError(f"must be between 1 and {MAX_WIDTH}")
+        return v
+
+    @field_validator("max_depth")
+    @classmethod
+    def _depth(cls, v: int | None) -> int | None:
+        if v is not None and not 1 <= v <= MAX_DEPTH:
+            raise ValueError(f"must be between 1 and {MAX_DEPTH}")
         return v
 
     @field_validator("step_max_tokens", "full_max_tokens")
     @classmethod
     def _positive(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError("must be at least 1")
+        if not 1 <= v <= MAX_TOKENS:
+            raise ValueError(f"must be between 1 and {MAX_TOKENS}")
+        return v
+
+    @field_validator("request_timeout_s")
+    @classmethod
+    def _timeout(cls, v: float) -> float:
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError("must be a positive number of seconds")
         return v
 
     @field_validator("temperature")

@@ -19,7 +19,28 @@ class BackendUnavailableError(SpexError):
 
 
 class BackendRequestError(SpexError):
-    """A backend answered a request with an error or a malformed answer."""
+    """A backend answered a request with an error or a malformed answer.
+
+    `retryable` is False for answers that will not change on a retry (HTTP 4xx).
+    """
+
+    retryable: bool = True
+
+
+class TransientBackendError(BackendUnavailableError):
+    """A failure that may pass on retry: HTTP 429 or 502-504, a dropped connection.
+
+    Attributes:
+        retry_after_s: the server's Retry-After hint in seconds, if it sent one.
+    """
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RewardModelError(SpexError):
+    """A reward model raised or returned something that is not a finite number."""
 
 
 class RequestCancelledError(SpexError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -21,7 +22,7 @@ from spex_graph.backends.base import Backend
 from spex_graph.config import SearchConfig
 from spex_graph.context import SearchContext
 from spex_graph.errors import ConfigError
-from spex_graph.graph import RECURSION_LIMIT, build_search_graph
+from spex_graph.graph import build_search_graph, step_limit_config
 from spex_graph.result import SearchResult
 from spex_graph.rewards.base import RewardModel
 from spex_graph.runtime.loop import shared_loop
@@ -86,10 +87,12 @@ class SpexReasoner(Runnable[Any, Any]):
         def put(item: tuple[str, Any]) -> None:
             caller.call_soon_threadsafe(queue.put_nowait, item)
 
+        graph_input, query_id = self._query_input(input, config)
+
         async def pump() -> None:
             try:
                 async for mode, chunk in self.graph.astream(
-                    self._graph_input(input),
+                    graph_input,
                     self._graph_config(config),
                     context=self.context,
                     stream_mode=["custom", "values"],
@@ -101,6 +104,7 @@ class SpexReasoner(Runnable[Any, Any]):
             except BaseException as exc:  # forwarded to the consumer
                 put(("error", exc))
             finally:
+                await self._end_query(query_id)
                 put(("done", None))
 
         future = self._loop.submit(pump())
@@ -128,15 +132,39 @@ class SpexReasoner(Runnable[Any, Any]):
                 except StopAsyncIteration:
                     break
         finally:
+            # a consumer that stops early (break, close, Ctrl-C) ends the search too
+            loop.run_until_complete(agen.aclose())  # type: ignore[attr-defined]
             loop.close()
 
     # -- helpers --------------------------------------------------------------
 
     async def _search(self, input: Any, config: RunnableConfig | None) -> Any:
-        out = await self.graph.ainvoke(
-            self._graph_input(input), self._graph_config(config), context=self.context
-        )
+        graph_input, query_id = self._query_input(input, config)
+        try:
+            out = await self.graph.ainvoke(
+                graph_input, self._graph_config(config), context=self.context
+            )
+        finally:
+            await self._end_query(query_id)
         return self._output(out["result"])
+
+    def _query_input(
+        self, input: Any, config: RunnableConfig | None
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """The graph input with its query id fixed up front, so whatever ends the query
+        (success, error, cancellation, timeout) can close its dispatcher session."""
+        graph_input = self._graph_input(input)
+        thread_id = ((config or {}).get("configurable") or {}).get("thread_id")
+        if graph_input is None:  # resuming: the checkpoint holds the id
+            return None, str(thread_id) if thread_id else None
+        if not graph_input.get("query_id"):
+            graph_input["query_id"] = str(thread_id) if thread_id else uuid.uuid4().hex[:12]
+        return graph_input, str(graph_input["query_id"])
+
+    async def _end_query(self, query_id: str | None) -> None:
+        """Close the query's session: abort its requests, release its budget (idempotent)."""
+        if query_id is not None:
+            await asyncio.shield(self.context.dispatcher.close(query_id))
 
     def _output(self, result: dict[str, Any]) -> Any:
         parsed = SearchResult.model_validate(result)
@@ -144,9 +172,7 @@ class SpexReasoner(Runnable[Any, Any]):
 
     @staticmethod
     def _graph_config(config: RunnableConfig | None) -> RunnableConfig:
-        merged: RunnableConfig = dict(config or {})  # type: ignore[assignment]
-        merged.setdefault("recursion_limit", RECURSION_LIMIT)
-        return merged
+        return step_limit_config(config)
 
     def _graph_input(self, input: Any) -> dict[str, Any] | None:
         if input is None:

@@ -42,6 +42,8 @@ class SearchNode(BaseModel):
         finish_reason: the engine's finish reason ("stop", "length", ...).
         speculative: generated ahead of the real selection and then adopted.
         created_at, scored_at: monotonic clock readings (seconds).
+        token_logprobs: the step's token logprobs when the reward reads them, kept in
+            the checkpointed tree so a resumed search scores the node exactly.
     """
 
     id: int
@@ -59,6 +61,7 @@ class SearchNode(BaseModel):
     speculative: bool = False
     created_at: float = 0.0
     scored_at: float | None = None
+    token_logprobs: list[float] = Field(default_factory=list)
 
 
 _BLANK = SearchNode(id=0, parent=None)

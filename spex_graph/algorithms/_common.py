@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import get_args
 
 from spex_graph.algorithms.base import ExpandOrder, SearchState
+from spex_graph.config import MAX_DEPTH, MAX_WIDTH
 from spex_graph.errors import ConfigError
 from spex_graph.tree import NodeStatus, SearchNode, SearchTree
 from spex_graph.voting import Aggregation, VoteMethod
@@ -22,10 +23,24 @@ AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 # --------------------------------------------------------------------------- validation
 
 
+KNOB_CAPS: dict[str, int] = {
+    "width": MAX_WIDTH,
+    "expansion": 64,
+    "rollouts": 10_000,
+    "max_depth": MAX_DEPTH,
+    "max_nodes": 1_000_000,
+}
+"""Upper bounds on size knobs: a typo (width 10**6, rollouts 10**6) fails fast instead
+of growing to gigabytes or blocking the shared event loop for minutes."""
+
+
 def check_int(algo: str, knob: str, value: object, low: int) -> None:
-    """Raise ConfigError unless `value` is an int ≥ `low` (bools are rejected)."""
+    """Raise ConfigError unless `value` is an int ≥ `low` (and ≤ its KNOB_CAPS bound)."""
+    high = KNOB_CAPS.get(knob)
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ConfigError(f"{algo}: {knob} must be an integer ≥ {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ConfigError(f"{algo}: {knob} must be at most {high}, got {value!r}")
 
 
 def check_float(

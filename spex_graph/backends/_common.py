@@ -20,16 +20,20 @@ import socket
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import httpx
 
 from spex_graph.backends.base import Completion, GenerationRequest
+from spex_graph.backends.retry import parse_retry_after
 from spex_graph.errors import (
     BackendRequestError,
     BackendUnavailableError,
     ConfigError,
     SpexError,
+    TransientBackendError,
 )
+from spex_graph.redact import redact_url, scrub, split_credentials
 
 T = TypeVar("T")
 
@@ -142,7 +146,8 @@ def check_base_url(base_url: str, what: str) -> str:
     url = (base_url or "").strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise ConfigError(
-            f"{what} URL {base_url!r} is not an http(s) URL; pass e.g. http://127.0.0.1:30000"
+            f"{what} URL {redact_url(base_url)!r} is not an http(s) URL; "
+            "pass e.g. http://127.0.0.1:30000"
         )
     return url
 
@@ -184,7 +189,8 @@ class HttpService:
 
     Attributes:
         kind: the server kind in messages ("SGLang", "OpenAI-compatible server").
-        base_url: the server URL, without trailing slash.
+        base_url: the server URL as shown in messages: no trailing slash, credentials
+            hidden (a user:password in the URL is sent as HTTP basic auth instead).
         start_hint: how to fix an unreachable server (start command, option to pass).
         timeout: read/write timeout of one request, seconds.
     """
@@ -205,7 +211,15 @@ class HttpService:
                 f"{kind} timeouts must be positive (got {timeout}, {connect_timeout})"
             )
         self.kind = kind
-        self.base_url = check_base_url(base_url, kind)
+        checked = check_base_url(base_url, kind)
+        url, credentials = split_credentials(checked)
+        self.base_url = redact_url(checked) or url
+        self._request_url = url
+        self._auth = httpx.BasicAuth(*map(unquote, credentials)) if credentials else None
+        self._secrets = [
+            *(map(unquote, credentials) if credentials else ()),
+            *(v.split(" ", 1)[-1] for v in (headers or {}).values()),
+        ]
         self.start_hint = start_hint
         self.timeout = float(timeout)
         self.connect_timeout = float(min(connect_timeout, timeout))
@@ -224,12 +238,13 @@ class HttpService:
             )
         if self._client is None:
             self._client = httpx.AsyncClient(
-                base_url=self.base_url,
+                base_url=self._request_url,
+                auth=self._auth,
                 timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout, pool=None),
                 limits=self._limits,
                 headers=self._headers,
                 # plain-http URLs need no CA bundle (loading it costs ~50 ms per client)
-                verify=self.base_url.startswith("https://"),
+                verify=self._request_url.startswith("https://"),
             )
         return self._client
 
@@ -241,7 +256,12 @@ class HttpService:
             await client.aclose()
 
     def transport_error(self, exc: Exception, path: str, timeout: float | None = None) -> SpexError:
-        """Map an httpx transport failure to a one-line error naming the fix."""
+        """Map an httpx transport failure to a one-line error naming the fix (no secrets)."""
+        error = self._transport_error(exc, path, timeout)
+        error.args = (scrub(str(error), self._secrets),)
+        return error
+
+    def _transport_error(self, exc: Exception, path: str, timeout: float | None) -> SpexError:
         where = f"{self.kind} at {self.base_url}"
         t = self.timeout if timeout is None else timeout
         if isinstance(exc, httpx.ConnectTimeout):
@@ -251,7 +271,7 @@ class HttpService:
             )
         if isinstance(exc, httpx.ConnectError):
             reason = _connect_reason(exc)
-            return BackendUnavailableError(
+            return TransientBackendError(  # retried: an engine may be restarting
                 f"cannot connect to {where} ({reason}); {self.start_hint}"
             )
         if isinstance(exc, httpx.TimeoutException):
@@ -261,7 +281,7 @@ class HttpService:
             )
         if isinstance(exc, httpx.TransportError):
             detail = one_line(exc, 80) or type(exc).__name__
-            return BackendUnavailableError(
+            return TransientBackendError(
                 f"{where} dropped the connection during {path} ({detail}); "
                 "check its log: it may have crashed or restarted"
             )
@@ -271,14 +291,38 @@ class HttpService:
         )
 
     def status_error(self, response: httpx.Response, path: str) -> SpexError:
-        """Map an HTTP error status to a one-line error naming the fix."""
+        """Map an HTTP error status to a one-line error naming the fix (no secrets).
+
+        429, 503 and 408/502/504 are `TransientBackendError`s (retried, honouring
+        Retry-After); other 4xx are marked not retryable.
+        """
+        error = self._status_error(response, path)
+        if isinstance(error, BackendRequestError) and 400 <= response.status_code < 500:
+            error.retryable = False  # the same request would be refused again
+        return error
+
+    def _status_error(self, response: httpx.Response, path: str) -> SpexError:
         where = f"{self.kind} at {self.base_url}"
         code = response.status_code
-        detail = server_message(response)
+        detail = scrub(server_message(response), self._secrets)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if code == 429:
+            return TransientBackendError(
+                f"{where} is rate-limiting (HTTP 429 on {path}: {detail}); lower --concurrency "
+                "or raise the server's rate limit",
+                retry_after,
+            )
         if code == 503:
-            return BackendUnavailableError(
+            return TransientBackendError(
                 f"{where} is not ready (HTTP 503 on {path}: {detail}); wait until it has loaded "
-                "the model, or send fewer requests at once"
+                "the model, or send fewer requests at once",
+                retry_after,
+            )
+        if code in (408, 502, 504):
+            return TransientBackendError(
+                f"{where} or a proxy in front of it failed on {path} (HTTP {code}: {detail}); "
+                "check the server and proxy logs",
+                retry_after,
             )
         if code == 404:
             return BackendRequestError(
@@ -411,6 +455,11 @@ def begin_request(
     return state
 
 
+def _seen(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 async def run_children(
     state: Inflight,
     coros: list[Coroutine[Any, Any, T]],
@@ -426,6 +475,8 @@ async def run_children(
     children did.
     """
     state.tasks = [asyncio.create_task(c) for c in coros]
+    for task in state.tasks:  # an abandoned child's error is expected, not "never retrieved"
+        task.add_done_callback(_seen)
     try:
         _, pending = await asyncio.wait(state.tasks, return_when=asyncio.FIRST_EXCEPTION)
     except asyncio.CancelledError:

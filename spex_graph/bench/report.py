@@ -45,6 +45,7 @@ from typing import Any
 
 from spex_graph.bench.modes import MODES, SD_SUFFIX
 from spex_graph.bench.runner import BenchSpec, ModeRun
+from spex_graph.redact import redact_url
 from spex_graph.runtime.trace import RequestRecord
 
 
@@ -108,7 +109,12 @@ def mode_metrics(run: ModeRun, baseline: ModeRun | None) -> dict[str, Any]:
         "latency_p90_s": _percentile(latencies, 0.9),
         "makespan_s": makespan,
         "throughput_qps": len(ok) / makespan if makespan > 0 else 0.0,
-        "accuracy": sum(graded) / len(graded) if graded else None,
+        # a failed query counts as a wrong answer, never as a missing one
+        "accuracy": (
+            sum(graded) / (len(graded) + len(run.results) - len(ok))
+            if graded or len(ok) < len(run.results)
+            else None
+        ),
         "tokens_primary": primary,
         "tokens_speculative_used": used,
         "tokens_speculative_wasted": wasted,
@@ -180,7 +186,7 @@ def build_report(spec: BenchSpec, runs: list[ModeRun]) -> dict[str, Any]:
         if mode.endswith(SD_SUFFIX) and sd_base and metrics["latency_mean_s"] > 0:
             metrics["speedup_over_sd_baseline"] = sd_base / metrics["latency_mean_s"]
     return {
-        "spec": {k: v for k, v in vars(spec).items()},
+        "spec": {k: redact_url(v) if k == "backend_url" else v for k, v in vars(spec).items()},
         "speedup": results.get("spex", {}).get("speedup"),
         "oracle_speedup": oracle,
         "workload_stats": workload_stats(baseline) if baseline is not None else None,
@@ -192,6 +198,7 @@ def format_table(report: dict[str, Any]) -> str:
     """A fixed-width table of the report, one row per mode."""
     cols = [
         ("mode", "{:<11}", lambda m, k: k),
+        ("failed", "{:>6}", lambda m, k: str(m["failed"])),
         ("mean s", "{:>8}", lambda m, k: f"{m['latency_mean_s']:.2f}"),
         ("p50 s", "{:>7}", lambda m, k: f"{m['latency_p50_s']:.2f}"),
         ("p90 s", "{:>7}", lambda m, k: f"{m['latency_p90_s']:.2f}"),
@@ -235,4 +242,10 @@ def format_table(report: dict[str, Any]) -> str:
             else f", {spec['dataset']}"
         )
     )
+    for mode, metrics in report["results"].items():
+        if metrics["failed"]:
+            lines.append(
+                f"FAILED: {metrics['failed']} of {metrics['queries']} {mode} queries failed "
+                "(counted as wrong answers; latencies cover the others only)"
+            )
     return "\n".join(lines)

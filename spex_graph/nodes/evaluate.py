@@ -25,14 +25,15 @@ async def evaluate_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[
     tasks = []
     for node_id in new_ids:
         key = tree.path_key(node_id)
-        completion = session.completion(key)
+        node = tree.node(node_id)
+        # read from the node, not the live completion: a resumed run has only the checkpoint
         request = score_request(
             ctx,
             problem,
             tree.steps(node_id),
             f"{state['query_id']}-r{'/'.join(map(str, key))}",
-            step_logprobs=completion.token_logprobs if completion else (),
-            finish_reason=completion.finish_reason if completion else None,
+            step_logprobs=node.token_logprobs,
+            finish_reason=node.finish_reason,
         )
         tasks.append(session.score(key, request))
     rewards = await asyncio.gather(*tasks)

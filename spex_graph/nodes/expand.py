@@ -94,6 +94,7 @@ async def expand_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[st
             finish_reason=completion.finish_reason,
             speculative=speculative,
             created_at=now,
+            token_logprobs=list(completion.token_logprobs),
         )
         classify_child(ctx, tree, child, until_end=order.until_end, completion=completion)
         new_ids.append(child.id)

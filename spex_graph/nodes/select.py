@@ -11,6 +11,7 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from spex_graph.errors import ConfigError
+from spex_graph.inputs import check_question
 from spex_graph.nodes.common import (
     context_of,
     dump,
@@ -32,13 +33,14 @@ async def start_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[str
         return {}
     problem = state.get("problem")
     if problem is None:
-        question = state.get("question")
-        if not question or not isinstance(question, str):
+        if state.get("question") is None:
             raise ConfigError("the search input needs a non-empty 'question' (or a 'problem')")
+        question = check_question(state.get("question"))
         pid = hashlib.sha1(question.encode()).hexdigest()[:12]
         problem = {"id": pid, "task": ctx.task.name, "question": question, "gold": "", "meta": {}}
     elif not isinstance(problem, dict):
         problem = dataclasses.asdict(problem)
+    check_question(problem.get("question"))
     query_id = state.get("query_id") or _thread_id() or uuid.uuid4().hex[:12]
     tree = SearchTree()
     search = ctx.algorithm.start(tree)

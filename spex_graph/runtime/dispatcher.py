@@ -15,14 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
+import math
+import numbers
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from spex_graph.backends._common import one_line
 from spex_graph.backends.base import Backend, Completion, GenerationRequest
-from spex_graph.errors import BackendRequestError, RequestCancelledError, SpexError
+from spex_graph.backends.retry import RetryPolicy
+from spex_graph.backends.retry import call_with_retry as retry_call
+from spex_graph.errors import (
+    BackendRequestError,
+    RequestCancelledError,
+    RewardModelError,
+    SpexError,
+)
 from spex_graph.policies.budget import BudgetController, Claim
 from spex_graph.rewards.base import RewardModel, ScoreRequest
 from spex_graph.runtime.trace import RequestRecord, TokenStats, token_stats
@@ -32,6 +43,8 @@ ExpansionKey = tuple[int, ...]
 
 Clock = Callable[[], float]
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 def key_str(key: ExpansionKey) -> str:
@@ -102,6 +115,7 @@ class QuerySession:
         )
         self.records.append(record)
         task = asyncio.ensure_future(self._generate(request, record, claim))
+        task.add_done_callback(_retrieve)
         self._expansions[key] = _Flight(task, record, claim)
         depth = len(key)
         self._running_at_depth[depth] = self._running_at_depth.get(depth, 0) + 1
@@ -133,7 +147,8 @@ class QuerySession:
             dispatcher.primary_started(estimate)
         try:
             completions = await dispatcher.call_with_retry(
-                lambda: dispatcher.policy.generate(request), dispatcher.policy.name
+                lambda n: dispatcher.policy.generate(_attempt(request, record, n)),
+                dispatcher.policy.name,
             )
         except (asyncio.CancelledError, RequestCancelledError):
             record.outcome = "cancelled"
@@ -212,7 +227,7 @@ class QuerySession:
             self._score_records.pop(key, None)
             if score_record is not None:
                 score_record.outcome = "cancelled"
-                await self.dispatcher.reward.cancel(score_record.request_id)
+                await _abort(self.dispatcher.reward, score_record.request_id)
             score.cancel()
             await asyncio.gather(score, return_exceptions=True)
         flight = self._expansions.get(key)
@@ -220,7 +235,7 @@ class QuerySession:
             return
         self._expansions.pop(key, None)
         flight.record.outcome = "cancelled"
-        await self.dispatcher.policy.cancel(flight.record.request_id)
+        await _abort(self.dispatcher.policy, flight.record.request_id)
         flight.task.cancel()
         await asyncio.gather(flight.task, return_exceptions=True)
         if flight.claim is not None:
@@ -266,6 +281,7 @@ class QuerySession:
         )
         self.records.append(record)
         task = asyncio.ensure_future(self._score(request, record))
+        task.add_done_callback(_retrieve)
         self._scores[key] = task
         self._score_records[key] = record
         task.add_done_callback(lambda t: self._notify("scored", key, t))
@@ -275,13 +291,24 @@ class QuerySession:
         dispatcher = self.dispatcher
         record.started_at = dispatcher.clock()
         try:
-            value = await dispatcher.call_with_retry(
-                lambda: dispatcher.reward.score(request), dispatcher.reward.name
+            value = checked_reward(
+                await dispatcher.call_with_retry(
+                    lambda n: dispatcher.reward.score(_attempt(request, record, n)),
+                    dispatcher.reward.name,
+                ),
+                dispatcher.reward.name,
             )
-        except BaseException:
+        except (SpexError, asyncio.CancelledError):
             record.outcome = "failed"
             record.finished_at = dispatcher.clock()
             raise
+        except Exception as exc:  # a custom reward model's own bug: one line, not a traceback
+            record.outcome = "failed"
+            record.finished_at = dispatcher.clock()
+            raise RewardModelError(
+                f"reward model {dispatcher.reward.name!r} raised {type(exc).__name__}: "
+                f"{one_line(exc, 160)}; fix the reward model (it must return a number)"
+            ) from exc
         record.finished_at = dispatcher.clock()
         if record.outcome == "pending":
             record.outcome = "wasted" if record.speculative else "used"
@@ -292,8 +319,12 @@ class QuerySession:
         return token_stats(self.records)
 
     async def cancel_all(self) -> None:
-        """Abort everything this query still has in flight."""
+        """Stop speculating and abort everything this query still has in flight."""
         self.listeners.clear()
+        if self.speculator is not None:
+            self.speculator.stop()
+        for background in list(self._background):
+            background.cancel()
         for key in list(self._expansions):
             flight = self._expansions[key]
             if not flight.task.done():
@@ -302,6 +333,42 @@ class QuerySession:
             if not task.done():
                 await self.cancel(key)
         await asyncio.gather(*self._scores.values(), return_exceptions=True)
+        await asyncio.gather(*self._background, return_exceptions=True)
+        for flight in self._expansions.values():
+            if flight.claim is not None:
+                self.dispatcher.release(flight.claim)
+
+
+async def _abort(target: Backend | RewardModel, request_id: str) -> None:
+    """Ask the engine to abort a request; a failed abort must not fail the query's cleanup."""
+    try:
+        await target.cancel(request_id)
+    except Exception as exc:  # the engine may be down; the local task is cancelled anyway
+        log.debug("abort of %s on %s failed: %s", request_id, target.name, exc)
+
+
+R = TypeVar("R", GenerationRequest, ScoreRequest)
+
+
+def _attempt(request: R, record: RequestRecord, attempt: int) -> R:
+    """The request for try `attempt`: a retry gets its own id (the engine may still hold
+    the failed one), and the record follows it so an abort reaches the live try."""
+    if attempt > 0:
+        request = dataclasses.replace(request, request_id=f"{request.request_id}.r{attempt}")
+        record.request_id = request.request_id
+    return request
+
+
+def checked_reward(value: object, name: str) -> float:
+    """A reward model's answer as a float; NaN, inf, None or a string is an error."""
+    if isinstance(value, numbers.Real):
+        f = float(value)
+        if math.isfinite(f):
+            return f
+    raise RewardModelError(
+        f"reward model {name!r} returned {one_line(repr(value), 60)}; "
+        "it must return a finite number (rewards are in [0, 1])"
+    )
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
@@ -322,15 +389,20 @@ class Dispatcher:
         policy: the generation backend.
         reward: the reward model.
         clock: time source (monotonic seconds; the simulator injects virtual time).
-        request_timeout_s: a request that takes longer fails with a one-line error.
-        retries: extra attempts after a transient BackendRequestError.
+        request_timeout_s: a request that takes longer, retries and their waits
+            included, fails with a one-line error.
+        retries: extra attempts of a request after a retryable failure (see
+            spex_graph.backends.retry); speculative ones too, since a primary
+            request may have joined them.
+        retry: backoff and Retry-After handling between attempts.
     """
 
     policy: Backend
     reward: RewardModel
     clock: Clock = time.monotonic
     request_timeout_s: float = 600.0
-    retries: int = 1
+    retries: int = 3
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     budget: BudgetController | None = None
     on_close: list[Callable[[QuerySession], None]] = field(default_factory=list)
     """Called with each query's session when it closes (benchmarks collect traces here)."""
@@ -373,32 +445,48 @@ class Dispatcher:
         """Whether the query has an open session."""
         return query_id in self._sessions
 
+    @property
+    def open_sessions(self) -> int:
+        """Queries with an open session (zero once every query has ended)."""
+        return len(self._sessions)
+
     async def close(self, query_id: str) -> QuerySession | None:
-        """Cancel the query's remaining work and drop its session; returns it for its trace."""
+        """Cancel the query's remaining work and drop its session; returns it for its trace.
+
+        Idempotent and safe to call from a `finally` (also when cancelled): the
+        session and the budget registration are dropped even if an abort fails.
+        """
         session = self._sessions.pop(query_id, None)
-        if session is not None:
-            await session.cancel_all()
-        if self.budget is not None:
-            self.budget.unregister(query_id)
+        try:
+            if session is not None:
+                await asyncio.shield(session.cancel_all())
+        finally:
+            if self.budget is not None:
+                self.budget.unregister(query_id)
         if session is not None:
             for hook in self.on_close:
                 hook(session)
         return session
 
-    async def call_with_retry(self, call: Callable[[], Awaitable[T]], target: str) -> T:
-        """Run a backend call under the timeout, retrying transient request errors."""
-        attempt = 0
-        while True:
-            try:
-                inner = asyncio.ensure_future(call())
-                inner.add_done_callback(_retrieve)
-                return await asyncio.wait_for(inner, self.request_timeout_s)
-            except TimeoutError:
-                raise SpexError(
-                    f"a request to {target!r} took longer than "
-                    f"{self.request_timeout_s:.0f}s; raise --request-timeout or check the engine"
-                ) from None
-            except BackendRequestError:
-                attempt += 1
-                if attempt > self.retries:
-                    raise
+    async def call_with_retry(self, call: Callable[[int], Awaitable[T]], target: str) -> T:
+        """Run `call(attempt)` under the request timeout, retrying retryable failures.
+
+        The timeout bounds the whole call, attempts and waits together (on the event
+        loop's clock, so virtual time in the simulator).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.request_timeout_s
+        policy = dataclasses.replace(self.retry, attempts=max(1, self.retries + 1))
+
+        async def attempt(n: int) -> T:
+            inner = asyncio.ensure_future(call(n))
+            inner.add_done_callback(_retrieve)
+            return await asyncio.wait_for(inner, max(0.0, deadline - loop.time()))
+
+        try:
+            return await retry_call(attempt, policy, deadline=deadline, clock=loop.time)
+        except TimeoutError:
+            raise SpexError(
+                f"a request to {target!r} took longer than "
+                f"{self.request_timeout_s:.0f}s; raise --request-timeout or check the engine"
+            ) from None

@@ -22,6 +22,7 @@ __all__ = [
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 _ANSWER_IS_RE = re.compile(r"(?:final\s+answer|the\s+answer)\s*(?:is|:|=)\s*:?\s*", re.IGNORECASE)
+_BARE_BOX_RE = re.compile(r"[^\s$]+")
 _NUMBER_RE = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)")
 
 
@@ -47,7 +48,29 @@ def braced_group(text: str, start: int) -> tuple[str, int] | None:
     return None
 
 
-def _box_at(text: str, pos: int, command: str) -> str | None:
+def _brace_pairs(text: str) -> dict[int, int]:
+    """Index of each ``{`` to the index of its ``}`` in one pass (escaped braces skipped).
+
+    Matches `braced_group` for every unescaped ``{``, in linear time: a text with
+    thousands of unclosed boxes would otherwise take quadratic time to search.
+    """
+    pairs: dict[int, int] = {}
+    opened: list[int] = []
+    k = 0
+    while k < len(text):
+        ch = text[k]
+        if ch == "\\":
+            k += 2
+            continue
+        if ch == "{":
+            opened.append(k)
+        elif ch == "}" and opened:
+            pairs[opened.pop()] = k
+        k += 1
+    return pairs
+
+
+def _box_at(text: str, pos: int, command: str, pairs: dict[int, int]) -> str | None:
     """Content of the box command found at ``pos``, or None if it is incomplete."""
     k = pos + len(command)
     if k < len(text) and (text[k].isalpha()):
@@ -57,9 +80,9 @@ def _box_at(text: str, pos: int, command: str) -> str | None:
     if k >= len(text):
         return None
     if text[k] == "{":
-        group = braced_group(text, k)
-        return None if group is None else group[0].strip()
-    match = re.match(r"[^\s$]+", text[k:])
+        end = pairs.get(k)
+        return None if end is None else text[k + 1 : end].strip()
+    match = _BARE_BOX_RE.match(text, k)
     return match.group(0).strip() if match else None
 
 
@@ -73,8 +96,9 @@ def last_boxed(text: str | None) -> str | None:
     positions: list[tuple[int, str]] = []
     for command in _BOX_COMMANDS:
         positions.extend((m.start(), command) for m in re.finditer(re.escape(command), text))
+    pairs = _brace_pairs(text) if positions else {}
     for pos, command in sorted(positions, reverse=True):
-        content = _box_at(text, pos, command)
+        content = _box_at(text, pos, command, pairs)
         if content is not None:
             return content
     return None

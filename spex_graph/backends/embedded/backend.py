@@ -28,7 +28,12 @@ from spex_graph.backends.base import BackendCapabilities, Completion, Generation
 from spex_graph.backends.embedded.build import ensure_llama_server
 from spex_graph.backends.embedded.models import DEFAULT_MODEL, ensure_model, get_spec
 from spex_graph.backends.embedded.server import LlamaServer, ServerConfig
-from spex_graph.errors import BackendRequestError, BackendUnavailableError, RequestCancelledError
+from spex_graph.errors import (
+    BackendRequestError,
+    BackendUnavailableError,
+    RequestCancelledError,
+    TransientBackendError,
+)
 
 _U32 = 1 << 32
 _DEFAULT_SEED = _U32 - 1  # llama.cpp's "random seed" value, never sent
@@ -266,13 +271,14 @@ class EmbeddedBackend:
         raise AssertionError("unreachable")
 
     def _unavailable(self, exc: Exception) -> BackendUnavailableError:
+        # transient: the dispatcher retries, and the retry restarts a dead server
         server = self._server
         if server is not None and not server.is_alive():
-            return BackendUnavailableError(
+            return TransientBackendError(
                 f"llama-server died (exit code {server.exit_code()}) during the request; "
                 f"the next request restarts it (log: {server.log_path})"
             )
-        return BackendUnavailableError(
+        return TransientBackendError(
             f"llama-server connection failed ({type(exc).__name__}: {exc}); "
             f"log: {server.log_path if server else '-'}"
         )

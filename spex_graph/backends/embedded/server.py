@@ -2,9 +2,13 @@
 
 The process is started lazily (`ensure_running`), watched (a dead process is
 restarted by the next `ensure_running`), and stopped by `stop`, at interpreter
-exit (atexit) and, when started from the main thread, when the Python process
-itself dies (``PR_SET_PDEATHSIG``). Its output goes to a log file in the cache
-directory, whose last line is quoted when it fails to start.
+exit (atexit: normal exit, an uncaught exception, Ctrl-C) and when the Python
+process dies any other way (SIGTERM, SIGKILL, a crash) through
+``PR_SET_PDEATHSIG``. Linux sends that signal when the *thread* that forked
+the child ends, so every server is forked from one spawner thread that lives
+as long as the process, whichever thread asked for the start. Its output goes
+to a log file in the cache directory, whose last line is quoted when it fails
+to start.
 """
 
 from __future__ import annotations
@@ -14,19 +18,24 @@ import atexit
 import contextlib
 import ctypes
 import os
+import queue
 import signal
 import socket
 import subprocess
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 
 from spex_graph.errors import BackendUnavailableError
+
+T = TypeVar("T")
 
 LOOPBACK = "127.0.0.1"
 _LOG_MAX = 5 * 1024 * 1024
@@ -127,6 +136,39 @@ def _pdeathsig() -> None:  # runs in the child between fork and exec
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+class _Spawner:
+    """A daemon thread that forks every server, so the parent-death signal fires only
+    when the whole process ends (not when a worker or loop thread exits)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def run(self, job: Callable[[], T]) -> T:
+        """Run `job` on the spawner thread and return its result."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._serve, name="spex-spawner", daemon=True
+                )
+                self._thread.start()
+        done: Future[T] = Future()
+        self._jobs.put((job, done))
+        return done.result()
+
+    def _serve(self) -> None:
+        while True:
+            job, done = self._jobs.get()
+            try:
+                done.set_result(job())
+            except BaseException as exc:  # handed to the caller
+                done.set_exception(exc)
+
+
+_SPAWNER = _Spawner()
+
+
 @dataclass(eq=False)
 class LlamaServer:
     """One llama-server subprocess: start on demand, health-wait, restart after death, stop.
@@ -197,19 +239,21 @@ class LlamaServer:
             log_dir = self.config.log_dir or self.config.model.parent.parent / "logs"
             log_dir.mkdir(parents=True, exist_ok=True)
             self._log_path = log_dir / f"llama-server-{self.config.model.stem}.log"
-            in_main = threading.current_thread() is threading.main_thread()
             rotate = self._log_path.is_file() and self._log_path.stat().st_size > _LOG_MAX
             with self._log_path.open("wb" if rotate else "ab") as log:
                 log.write(
                     f"=== spex: starting {' '.join(self.config.command(self._port))}\n".encode()
                 )
                 log.flush()
-                self._proc = subprocess.Popen(
-                    self.config.command(self._port),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    preexec_fn=_pdeathsig if in_main else None,
+                command = self.config.command(self._port)
+                self._proc = _SPAWNER.run(
+                    lambda: subprocess.Popen(
+                        command,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        preexec_fn=_pdeathsig,
+                    )
                 )
             _LIVE.add(self)
             return self._proc
