@@ -21,7 +21,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from spex_graph.backends.base import Backend, Completion, GenerationRequest
+from spex_graph.backends.base import Backend, Completion, GenerationRequest, Promotable
+from spex_graph.backends.gate import PRIMARY_PRIORITY
 from spex_graph.errors import BackendRequestError, RequestCancelledError, SpexError
 from spex_graph.policies.budget import BudgetController, Claim
 from spex_graph.rewards.base import RewardModel, ScoreRequest
@@ -40,10 +41,21 @@ def key_str(key: ExpansionKey) -> str:
 
 
 @dataclass
+class _Accounting:
+    """How a policy request counts against the budget; a primary joining a speculative
+    request turns it primary (its claim released, its tokens counted as primary)."""
+
+    primary: bool
+    estimate: float
+    claim: Claim | None = None
+
+
+@dataclass
 class _Flight:
     task: asyncio.Task[Completion]
     record: RequestRecord
-    claim: Claim | None = None
+    accounting: _Accounting
+    priority: int = 0
 
 
 @dataclass
@@ -86,12 +98,21 @@ class QuerySession:
         if flight is not None and not (flight.task.cancelled() or _failed(flight.task)):
             if not speculative and flight.record.speculative:
                 flight.record.outcome = "used"
+                self._make_primary(flight)
             if claim is not None:
                 self.dispatcher.release(claim)
             return flight.task
         request = build(f"{self.query_id}-{uuid.uuid4().hex[:12]}")
         if not speculative:
-            request = dataclasses.replace(request, priority=request.priority + 1)
+            request = dataclasses.replace(request, priority=request.priority + PRIMARY_PRIORITY)
+        dispatcher = self.dispatcher
+        accounting = _Accounting(
+            primary=not speculative,
+            estimate=dispatcher.budget.tokens_per_request if dispatcher.budget else 0.0,
+            claim=claim,
+        )
+        if accounting.primary:
+            dispatcher.primary_started(accounting.estimate)
         record = RequestRecord(
             request_id=request.request_id,
             query_id=self.query_id,
@@ -101,8 +122,8 @@ class QuerySession:
             enqueued_at=self.dispatcher.clock(),
         )
         self.records.append(record)
-        task = asyncio.ensure_future(self._generate(request, record, claim))
-        self._expansions[key] = _Flight(task, record, claim)
+        task = asyncio.ensure_future(self._generate(request, record, accounting))
+        self._expansions[key] = _Flight(task, record, accounting, request.priority)
         depth = len(key)
         self._running_at_depth[depth] = self._running_at_depth.get(depth, 0) + 1
 
@@ -112,6 +133,28 @@ class QuerySession:
 
         task.add_done_callback(done)
         return task
+
+    def _make_primary(self, flight: _Flight) -> None:
+        """A primary request joined speculative work: account it as primary from now on,
+        and raise its priority where it still waits (client gate or engine queue)."""
+        accounting = flight.accounting
+        if accounting.primary or flight.task.done():
+            return
+        accounting.primary = True
+        if accounting.claim is not None:
+            self.dispatcher.release(accounting.claim)
+            accounting.claim = None
+        self.dispatcher.primary_started(accounting.estimate)
+        policy = self.dispatcher.policy
+        if policy.capabilities.can_promote and isinstance(policy, Promotable):
+            raised = flight.priority + PRIMARY_PRIORITY
+            self._spawn(policy.promote(flight.record.request_id, raised))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_retrieve)
 
     def running_at_depth(self, depth: int) -> int:
         """Expansions of nodes at `depth` still running."""
@@ -124,13 +167,10 @@ class QuerySession:
             listener(event, key)
 
     async def _generate(
-        self, request: GenerationRequest, record: RequestRecord, claim: Claim | None
+        self, request: GenerationRequest, record: RequestRecord, accounting: _Accounting
     ) -> Completion:
         dispatcher = self.dispatcher
         record.started_at = dispatcher.clock()
-        estimate = dispatcher.budget.tokens_per_request if dispatcher.budget else 0.0
-        if not record.speculative:
-            dispatcher.primary_started(estimate)
         try:
             completions = await dispatcher.call_with_retry(
                 lambda: dispatcher.policy.generate(request), dispatcher.policy.name
@@ -144,10 +184,11 @@ class QuerySession:
             record.finished_at = dispatcher.clock()
             raise
         finally:
-            if claim is not None:
-                dispatcher.release(claim)
-            if not record.speculative:
-                dispatcher.primary_finished(estimate)
+            if accounting.claim is not None:
+                dispatcher.release(accounting.claim)
+                accounting.claim = None
+            if accounting.primary:
+                dispatcher.primary_finished(accounting.estimate)
         record.finished_at = dispatcher.clock()
         tokens = sum(c.completion_tokens for c in completions)
         dispatcher.observe_tokens(tokens)
@@ -223,8 +264,9 @@ class QuerySession:
         await self.dispatcher.policy.cancel(flight.record.request_id)
         flight.task.cancel()
         await asyncio.gather(flight.task, return_exceptions=True)
-        if flight.claim is not None:
-            self.dispatcher.release(flight.claim)
+        if flight.accounting.claim is not None:
+            self.dispatcher.release(flight.accounting.claim)
+            flight.accounting.claim = None
 
     def cancel_soon(self, keys: list[ExpansionKey]) -> None:
         """Schedule `cancel` for each key without waiting (for sync callers)."""
@@ -254,8 +296,14 @@ class QuerySession:
         if task is not None and not (task.cancelled() or _failed(task)):
             record = self._score_records.get(key)
             if not speculative and record is not None and record.speculative:
+                if record.outcome != "used" and not task.done():
+                    reward = self.dispatcher.reward
+                    if reward.capabilities.can_promote and isinstance(reward, Promotable):
+                        self._spawn(reward.promote(record.request_id, PRIMARY_PRIORITY))
                 record.outcome = "used"
             return task
+        if not speculative:
+            request = dataclasses.replace(request, priority=request.priority + PRIMARY_PRIORITY)
         record = RequestRecord(
             request_id=request.request_id,
             query_id=self.query_id,

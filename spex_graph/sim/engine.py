@@ -17,6 +17,18 @@ seconds of loop time (virtual on a `VirtualEventLoop`). A request finishes when
 it has generated its `output_tokens`; `output_tokens=0` is a prefill-only
 request (a reward model's scoring pass) that finishes with its prefill.
 
+Priority scheduling follows stock SGLang with `--enable-priority-scheduling`
+(`scheduler.py::_get_new_batch_prefill_raw`, `schedule_policy.py::preempt_to_schedule`):
+the queue is ordered by priority, then arrival; when the running batch is full
+by count (`max_running_requests`), a waiting request may pre-empt running ones
+whose priority is lower by more than `preemption_threshold` (default 10),
+lowest priority and newest first, as many as its KV reservation needs. A
+pre-empted request goes back to the queue and keeps the tokens it generated;
+readmitted, it recomputes prompt (minus cached prefix) and those tokens. Stock
+SGLang does not pre-empt when only the KV pool is short; `preemption="strict"`
+does (an option, not SGLang), and `preemption="off"` is
+`--disable-priority-preemption`. `priority_scheduling=False` is plain FCFS.
+
 Prefix cache: a request names the prompt prefixes it contains at step
 boundaries, as `(key, tokens up to there)` pairs, shortest first. At admission
 the longest chain of leading keys already cached counts as cached tokens (at
@@ -68,6 +80,8 @@ class RequestLog:
     started_at: float | None = None
     finished_at: float | None = None
     outcome: str = "pending"
+    preempted: int = 0
+    """Times the request was pre-empted (freed and re-queued) for a higher priority."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +147,7 @@ class EngineStats:
     cached_tokens: int = 0
     finished: int = 0
     aborted: int = 0
+    preempted: int = 0
     batch_sizes: list[int] = field(default_factory=list)
     first_submit_at: float | None = None
     last_finish_at: float | None = None
@@ -160,10 +175,17 @@ class _Req:
     seq: int
     joined_step: int = 0
     finish_step: int = 0
+    admission: int = 0
+    done_tokens: int = 0  # generated before the last pre-emption
 
     @property
     def reserve(self) -> int:
         return self.log.prompt_tokens + self.log.output_tokens
+
+    @property
+    def context0(self) -> int:
+        """KV tokens at admission: the prompt plus tokens kept from before a pre-emption."""
+        return self.log.prompt_tokens + self.done_tokens
 
 
 class SimEngine:
@@ -181,11 +203,26 @@ class SimEngine:
         log: every request, in submission order (for Gantt plots).
     """
 
-    def __init__(self, profile: GpuProfile, *, name: str = "engine", prefix_cache: bool = True):
-        """An idle engine for `profile`."""
+    def __init__(
+        self,
+        profile: GpuProfile,
+        *,
+        name: str = "engine",
+        prefix_cache: bool = True,
+        priority_scheduling: bool = True,
+        preemption: str = "sglang",
+        preemption_threshold: int = 10,
+    ):
+        """An idle engine for `profile` (scheduling options: see the module docstring)."""
+        if preemption not in ("off", "sglang", "strict"):
+            raise ValueError(f"preemption must be 'off', 'sglang' or 'strict', not {preemption!r}")
         self.profile = profile
         self.name = name
         self.prefix_cache = prefix_cache
+        self.priority_scheduling = priority_scheduling
+        self.preemption = preemption if priority_scheduling else "off"
+        self.preemption_threshold = preemption_threshold
+        self._admissions = itertools.count(1)
         self.stats = EngineStats()
         self.log: list[RequestLog] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -261,9 +298,23 @@ class SimEngine:
         seq = next(self._seq)
         req = _Req(log, self._loop.create_future(), tuple(prefix), finish_key, seq)
         self._waiting[request_id] = req
-        heapq.heappush(self._queue, (-priority, seq, request_id))
+        self._enqueue(req)
         self._wake.set()
         return await req.future
+
+    def promote(self, request_id: str, priority: int) -> bool:
+        """Raise a queued or running request to at least `priority` (a primary request
+        joined it); returns whether it was found."""
+        req = self._waiting.get(request_id) or self._running.get(request_id)
+        if req is None:
+            return False
+        if priority > req.log.priority:
+            req.log.priority = priority
+            if request_id in self._waiting:
+                self._enqueue(req)
+                if self._wake is not None:
+                    self._wake.set()
+        return True
 
     def abort(self, request_id: str) -> bool:
         """Remove a queued or running request and free its KV; its waiter gets
@@ -326,13 +377,49 @@ class SimEngine:
             self._wake = asyncio.Event()
             self._task = loop.create_task(self._run(), name=f"sim-engine-{self.name}")
 
+    def _enqueue(self, req: _Req) -> None:
+        order = -req.log.priority if self.priority_scheduling else 0
+        heapq.heappush(self._queue, (order, req.seq, req.log.request_id))
+
     def _release(self, req: _Req) -> None:
         self._reserved -= req.reserve
         if req.joined_step < self._step and req.log.output_tokens > 0:
             # counted as a decoder since the iteration after it joined
             self._decoders -= 1
-            self._decode_prompt -= req.log.prompt_tokens
+            self._decode_prompt -= req.context0
             self._decode_joined -= req.joined_step + 1
+
+    def _preempt_for(self, req: _Req, count_full: bool) -> list[_Req]:
+        """Free running requests for `req` as SGLang's `preempt_to_schedule` does;
+        returns them (empty when the rule does not allow enough)."""
+        if self.preemption == "off" or not (count_full or self.preemption == "strict"):
+            return []
+        priority = req.log.priority
+        candidates = sorted(
+            (r for r in self._running.values() if r.joined_step < self._step),
+            key=lambda r: (r.log.priority, -r.log.submitted_at, -r.seq),
+        )
+        need = self._reserved + req.reserve - self.profile.kv_capacity_tokens
+        victims: list[_Req] = []
+        for victim in candidates:
+            if priority - victim.log.priority <= self.preemption_threshold:
+                break
+            victims.append(victim)
+            need -= victim.reserve
+            if need <= 0:
+                break
+        if not victims or need > 0:
+            return []
+        for victim in victims:
+            del self._running[victim.log.request_id]
+            self._release(victim)
+            generated = self._step - victim.joined_step
+            victim.done_tokens = max(
+                0, min(victim.log.output_tokens - 1, victim.done_tokens + generated)
+            )
+            victim.log.preempted += 1
+            self.stats.preempted += 1
+        return victims
 
     def _cached_prefix(self, req: _Req) -> int:
         if not self.prefix_cache:
@@ -360,38 +447,47 @@ class SimEngine:
 
     def _admit(self, now: float) -> tuple[list[_Req], int]:
         admitted: list[_Req] = []
+        preempted: list[_Req] = []
         prefill = 0
         profile = self.profile
         while self._queue:
-            _, _, rid = self._queue[0]
+            order, _, rid = self._queue[0]
             req = self._waiting.get(rid)
-            if req is None:  # aborted while queued
-                heapq.heappop(self._queue)
+            if req is None or (self.priority_scheduling and -order != req.log.priority):
+                heapq.heappop(self._queue)  # aborted while queued, or a stale entry
                 continue
-            if len(self._running) >= profile.max_running_requests:
-                break
-            if self._reserved + req.reserve > profile.kv_capacity_tokens:
-                break
             cached = self._cached_prefix(req)
-            uncached = req.log.prompt_tokens - cached
+            uncached = req.context0 - cached
             if admitted and prefill + uncached > profile.max_prefill_tokens:
                 break
+            count_full = len(self._running) >= profile.max_running_requests
+            kv_short = self._reserved + req.reserve > profile.kv_capacity_tokens
+            if count_full or kv_short:
+                freed = self._preempt_for(req, count_full)
+                if not freed:
+                    break
+                preempted.extend(freed)
             heapq.heappop(self._queue)
             del self._waiting[rid]
             prefill += uncached
-            req.log.cached_tokens = cached
-            req.log.started_at = now
+            if req.log.started_at is None:
+                req.log.cached_tokens = cached
+                req.log.started_at = now
             req.joined_step = self._step
-            req.finish_step = self._step + max(1, req.log.output_tokens)
+            req.finish_step = self._step + max(1, req.log.output_tokens - req.done_tokens)
+            req.admission = next(self._admissions)
             self._running[rid] = req
             self._reserved += req.reserve
-            heapq.heappush(self._finish_heap, (req.finish_step, req.seq, rid))
+            heapq.heappush(self._finish_heap, (req.finish_step, req.admission, rid))
             if self.prefix_cache:
                 previous = 0
                 for key, tokens in req.prefix:
                     self._insert(key, tokens - previous)
                     previous = tokens
             admitted.append(req)
+        for req in preempted:
+            self._waiting[req.log.request_id] = req
+            self._enqueue(req)
         if admitted:
             self._evict()
         return admitted, prefill
@@ -426,16 +522,16 @@ class SimEngine:
             for req in admitted:
                 if req.log.output_tokens > 0 and req.log.request_id in self._running:
                     self._decoders += 1
-                    self._decode_prompt += req.log.prompt_tokens
+                    self._decode_prompt += req.context0
                     self._decode_joined += req.joined_step + 1
             self._finish(loop.time())
 
     def _finish(self, now: float) -> None:
         heap = self._finish_heap
         while heap and heap[0][0] <= self._step:
-            _, seq, rid = heapq.heappop(heap)
+            _, admission, rid = heapq.heappop(heap)
             req = self._running.get(rid)
-            if req is None or req.seq != seq:  # aborted (the id may have been reused)
+            if req is None or req.admission != admission:  # aborted, pre-empted or id reused
                 continue
             del self._running[rid]
             self._release(req)
