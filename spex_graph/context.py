@@ -35,7 +35,8 @@ class SearchContext:
         task: prompt format, answer extraction and grading.
         algorithm: the ask-tell search algorithm.
         config: the validated search configuration.
-        spex: SPEX switches and knobs (speculation, budget, early termination).
+        spex: SPEX switches and knobs (speculation, budget, early termination);
+            `create` defaults to `SpexConfig.auto(policy)`.
         dispatcher: owner of in-flight requests, shared by all queries.
         clock: time source (default monotonic; the simulator passes virtual time).
     """
@@ -112,7 +113,8 @@ class SearchContext:
             )
         policy = policy if policy is not None else default_backend()
         reward = reward if reward is not None else default_reward(task.name, policy)
-        return cls(policy, reward, task, algorithm, cfg, spex=spex or SpexConfig(), clock=clock)
+        spex = spex if spex is not None else SpexConfig.auto(policy)
+        return cls(policy, reward, task, algorithm, cfg, spex=spex, clock=clock)
 
     @property
     def max_depth(self) -> int:

@@ -11,12 +11,16 @@ MODES: dict[str, str] = {
     "budget-only": "speculation under the reference's budget (first-come, no load or fairness)",
     "et-only": "early termination alone",
     "spex": "speculation + load-aware fair budget (+ early termination with --early-termination)",
+    "auto": "the library default (SpexConfig.auto): spex where the backend batches for free",
     "oracle": "perfect foresight: each chosen child starts when its parent's text exists",
 }
 
 
-def spex_config(mode: str, *, early_termination: bool = False) -> SpexConfig:
-    """The SpexConfig of a mode (the oracle runs on spec-only plumbing)."""
+def spex_config(mode: str, *, early_termination: bool = False) -> SpexConfig | None:
+    """The SpexConfig of a mode (the oracle runs on spec-only plumbing); None for
+    `auto`, which the context resolves against its backend (`SpexConfig.auto`)."""
+    if mode == "auto":
+        return None
     if mode == "baseline":
         return SpexConfig.baseline()
     if mode in ("spec-only", "oracle"):

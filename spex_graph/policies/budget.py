@@ -30,6 +30,34 @@ class Claim:
 
 
 @dataclass
+class BusyMeter:
+    """Time-weighted fraction of recent time an engine had primary work in flight
+    (an exponential moving average over `tau` seconds of the dispatcher's clock)."""
+
+    tau: float = 2.0
+    in_flight: int = 0
+    fraction: float = 0.0
+    _since: float | None = None
+
+    def _advance(self, now: float) -> None:
+        if self._since is not None and now > self._since:
+            keep = math.exp(-(now - self._since) / self.tau)
+            busy = 1.0 if self.in_flight > 0 else 0.0
+            self.fraction = keep * self.fraction + (1.0 - keep) * busy
+        self._since = now
+
+    def change(self, delta: int, now: float) -> None:
+        """`delta` primary requests started (+) or ended (-) at `now`."""
+        self._advance(now)
+        self.in_flight = max(0, self.in_flight + delta)
+
+    def busy(self, now: float) -> float:
+        """The busy fraction as of `now`."""
+        self._advance(now)
+        return self.fraction
+
+
+@dataclass
 class _QueryShare:
     width: int
     useful: float = 0.5
@@ -56,8 +84,11 @@ class BudgetController:
     load_scale: float = 1.0
     primary_tokens: float = 0.0
     spec_tokens: float = 0.0
+    reward_busy_limit: float = 0.6
     _queries: dict[str, _QueryShare] = field(default_factory=dict)
     _best_latency: float = math.inf
+    reward_meter: BusyMeter = field(default_factory=BusyMeter)
+    reward_waiting: int = 0
 
     # -- queries -----------------------------------------------------------
 
@@ -144,6 +175,33 @@ class BudgetController:
         share = self._queries.get(claim.query_id)
         if share is not None:
             share.spec_tokens = max(0.0, share.spec_tokens - claim.tokens)
+
+    # -- the reward engine ---------------------------------------------------
+
+    def reward_started(self, now: float) -> None:
+        """A primary scoring request was sent to the reward engine."""
+        self.reward_meter.change(+1, now)
+
+    def reward_finished(self, now: float) -> None:
+        """A primary scoring request ended."""
+        self.reward_meter.change(-1, now)
+
+    def observe_reward_load(self, waiting: int) -> None:
+        """The reward engine's queue length from its load report."""
+        self.reward_waiting = max(0, waiting)
+
+    def allow_speculative_score(self, now: float) -> bool:
+        """Whether a speculative scoring request may go to the reward engine now.
+
+        A reward model's pass is a prefill: compute-bound, one iteration, nothing to
+        batch for free and nothing SGLang pre-empts. So speculative scoring runs only
+        while primary scoring leaves the reward engine mostly idle (busy fraction below
+        `reward_busy_limit`) and nothing waits in its queue. Without load awareness
+        (the reference budget) it is always allowed.
+        """
+        if not self.load_aware:
+            return True
+        return self.reward_waiting == 0 and self.reward_meter.busy(now) < self.reward_busy_limit
 
     # -- load --------------------------------------------------------------
 

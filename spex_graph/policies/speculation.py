@@ -217,6 +217,14 @@ class Speculator:
     def _pipeline_score(self, key: ExpansionKey) -> None:
         if self.session.has_score(key):
             return
+        speculative = self.session.was_speculative(key) and self.session.speculative_pending(key)
+        budget = self.ctx.dispatcher.budget
+        if (
+            speculative
+            and budget is not None
+            and not budget.allow_speculative_score(self.ctx.dispatcher.clock())
+        ):
+            return  # scored if and when the real search adopts the node
         texts = self._path_texts(key)
         completion = self.session.completion(key)
         if texts is None or completion is None:
@@ -229,7 +237,7 @@ class Speculator:
             step_logprobs=completion.token_logprobs,
             finish_reason=completion.finish_reason,
         )
-        self.session.score(key, request, speculative=self.session.was_speculative(key))
+        self.session.score(key, request, speculative=speculative)
 
     # -- prediction ---------------------------------------------------------------
 

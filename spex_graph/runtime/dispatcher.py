@@ -213,6 +213,11 @@ class QuerySession:
         if flight is not None and flight.record.outcome in ("pending", "wasted"):
             flight.record.outcome = "used"
 
+    def speculative_pending(self, key: ExpansionKey) -> bool:
+        """Whether the expansion at `key` is speculative work the real search has not used."""
+        flight = self._expansions.get(key)
+        return flight is not None and flight.record.outcome in ("pending", "wasted")
+
     def was_speculative(self, key: ExpansionKey) -> bool:
         """Whether the expansion at `key` was first submitted speculatively."""
         flight = self._expansions.get(key)
@@ -322,6 +327,9 @@ class QuerySession:
     async def _score(self, request: ScoreRequest, record: RequestRecord) -> float:
         dispatcher = self.dispatcher
         record.started_at = dispatcher.clock()
+        budget = dispatcher.budget
+        if budget is not None and not record.speculative:
+            budget.reward_started(record.started_at)
         try:
             value = await dispatcher.call_with_retry(
                 lambda: dispatcher.reward.score(request), dispatcher.reward.name
@@ -330,6 +338,9 @@ class QuerySession:
             record.outcome = "failed"
             record.finished_at = dispatcher.clock()
             raise
+        finally:
+            if budget is not None and not record.speculative:
+                budget.reward_finished(dispatcher.clock())
         record.finished_at = dispatcher.clock()
         if record.outcome == "pending":
             record.outcome = "wasted" if record.speculative else "used"

@@ -106,7 +106,7 @@ def sim_context(
     PRM on one GPU; else each has its own (the paper's two-GPU setup), the PRM's
     timed by `reward_profile` (default: `profile`).
     `spex`: a SpexConfig, True (SPEX defaults), False (the plain baseline: no
-    speculation, budget or early termination) or None (SpexConfig defaults).
+    speculation, budget or early termination) or None (`SpexConfig.auto`, the library default).
     `search_options` go to `SearchContext.create` (seed, max_depth, ...).
 
     Returns:
@@ -117,14 +117,17 @@ def sim_context(
         policy_engine if shared_engine else SimEngine(reward_profile or profile, name="reward")
     )
     task = SimTask(workload)
-    if spex is None or spex is True:
+    policy = SimBackend(policy_engine, workload, delimiter=task.step_delimiter)
+    if spex is None:
+        spex_config = SpexConfig.auto(policy)
+    elif spex is True:
         spex_config = SpexConfig()
     elif spex is False:
         spex_config = SpexConfig(speculation=False, budget=False, early_termination=False)
     else:
         spex_config = spex
     ctx = SearchContext.create(
-        SimBackend(policy_engine, workload, delimiter=task.step_delimiter),
+        policy,
         SimPRM(reward_engine, workload),
         task=task,
         algorithm=algorithm,

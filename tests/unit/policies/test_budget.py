@@ -146,6 +146,7 @@ async def test_exact_mode_warns_once_about_an_unseeded_backend(caplog) -> None: 
 
     from spex_graph import build_search_graph
     from spex_graph.backends.base import BackendCapabilities
+    from spex_graph.policies.config import SpexConfig
 
     @dataclass
     class Unseeded(ScriptedBackend):
@@ -155,7 +156,7 @@ async def test_exact_mode_warns_once_about_an_unseeded_backend(caplog) -> None: 
         def capabilities(self) -> BackendCapabilities:
             return BackendCapabilities(can_abort=True, seeded=False)
 
-    ctx = fake_context(backend=Unseeded())
+    ctx = fake_context(backend=Unseeded(), spex=SpexConfig())  # auto() would not speculate
     with caplog.at_level("WARNING"):
         await build_search_graph().ainvoke({"question": "q"}, context=ctx)
         await build_search_graph().ainvoke({"question": "q2"}, context=ctx)
