@@ -22,14 +22,14 @@ from spex_graph.bench.report import build_report
 from spex_graph.bench.runner import BenchSpec, run_bench
 
 MODES = "baseline,spec-only,budget-only,spex"
-ALGORITHMS = {"rebase": (16, {}), "mcts": (4, {"rollouts": 16})}
+ALGORITHMS = {"rebase": (16, {}), "mcts": (4, {"rollouts": 10})}
 """Algorithm -> (width, options): REBASE width 16 (the paper's main setting) and MCTS
-with 4 children per expansion and 16 rollouts (assumed; the CLI's defaults)."""
+with 4 children per expansion and 10 rollouts (assumed: the library's MCTS default)."""
 
 
 def queries_for(concurrency: int) -> int:
-    """Queries per cell: at least 16, and two waves at concurrency <= 16."""
-    return max(16, min(2 * concurrency, 64))
+    """Queries per cell: 8 at light load, else one query per slot (one full wave)."""
+    return max(8, concurrency)
 
 
 def run_cell(preset: str, gpu: str, algorithm: str, concurrency: int) -> dict[str, Any]:

@@ -24,11 +24,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from spex_graph.algorithms.base import ExpandOrder, SearchState
+from spex_graph.backends.base import LoadReporting
 from spex_graph.context import SearchContext
+from spex_graph.policies.budget import Claim
 from spex_graph.policies.config import SpexConfig
 from spex_graph.requests import generation_builder, score_request
 from spex_graph.runtime.dispatcher import ExpansionKey, QuerySession
@@ -219,12 +221,11 @@ class Speculator:
             return
         speculative = self.session.was_speculative(key) and self.session.speculative_pending(key)
         budget = self.ctx.dispatcher.budget
-        if (
-            speculative
-            and budget is not None
-            and not budget.allow_speculative_score(self.ctx.dispatcher.clock())
-        ):
-            return  # scored if and when the real search adopts the node
+        if budget is not None and not budget.allow_speculative_score(self.ctx.dispatcher.clock()):
+            # A busy reward engine gains nothing from early scores, and its prefix cache
+            # keeps siblings' shared prefix best when they arrive together: leave the
+            # scoring to the evaluate step (speculative nodes: if the search adopts them).
+            return
         texts = self._path_texts(key)
         completion = self.session.completion(key)
         if texts is None or completion is None:
@@ -351,21 +352,42 @@ class Speculator:
                 key = (*parent_key, j)
                 if not self.session.in_flight(key) and key not in self.launched:
                     hedges.append((order, key))
+        predicted = len(wanted)
         wanted = sorted(wanted, key=lambda item: (item[1][-1], -item[0].n)) + hedges
         wanted = wanted[:room]
         if not wanted:
             return
         budget = self.ctx.dispatcher.budget
+        claims: list[Claim | None]
         if budget is not None:
-            claims: list[object] = list(budget.try_grant(self.session.query_id, len(wanted)))
+            values = [self._value(key, j < predicted) for j, (_, key) in enumerate(wanted)]
+            claims = list(budget.try_grant(self.session.query_id, len(wanted), values=values))
         else:
             claims = [None] * len(wanted)
         for (order, key), claim in zip(wanted, claims, strict=False):
             build = generation_builder(
                 self.ctx, self.problem, tree.steps(order.node_id), key, until_end=order.until_end
             )
-            self.session.expand(key, build, speculative=True, claim=claim)  # type: ignore[arg-type]
+            if claim is not None:
+                claim.revoke = self._revoker(key)
+            self.session.expand(key, build, speculative=True, claim=claim)
             self.launched[key] = len(key)
+
+    def _value(self, key: ExpansionKey, predicted: bool) -> float:
+        """Expected critical-path gain of speculating `key`: the chance the search will
+        use it (the query's useful fraction; half for a hedge; halved per layer beyond
+        the real frontier) times the step it would take off the critical path (1)."""
+        assert self._base is not None
+        frontier = max((n.depth for n in self._base[0].nodes), default=0)
+        ahead = max(1, len(key) - frontier)
+        return self.useful * (1.0 if predicted else 0.5) * 0.5 ** (ahead - 1)
+
+    def _revoker(self, key: ExpansionKey) -> Callable[[], None]:
+        def revoke() -> None:
+            self.launched.pop(key, None)
+            self.session.cancel_soon([key])
+
+        return revoke
 
     def _alternatives(
         self, tree: SearchTree, orders: Sequence[ExpandOrder], placeholders: set[int]
@@ -412,29 +434,39 @@ class Speculator:
 
     def _poll_load(self) -> None:
         budget = self.ctx.dispatcher.budget
-        load_fn = getattr(self.ctx.policy, "load", None)
-        if budget is None or not budget.load_aware or load_fn is None:
+        if budget is None or not budget.load_aware:
+            return
+        policy, reward = self.ctx.policy, self.ctx.reward
+        policy_load = policy if policy.capabilities.reports_load else None
+        reward_load = reward if reward.capabilities.reports_load else None
+        if not isinstance(policy_load, LoadReporting | None) or not isinstance(
+            reward_load, LoadReporting | None
+        ):
+            return
+        if policy_load is None and reward_load is None:
             return
         now = self.ctx.dispatcher.clock()
-        if now - self._last_load_poll < 1.0:
+        if now - self._last_load_poll < 0.5:
             return
         self._last_load_poll = now
 
         async def poll() -> None:
             try:
-                load = await load_fn()
-            except Exception:
+                if reward_load is not None:
+                    load = await reward_load.load()
+                    if load is not None:
+                        budget.observe_reward_load(load.waiting)
+                if policy_load is not None:
+                    load = await policy_load.load()
+                    if load is not None:
+                        budget.observe_load(
+                            load.running,
+                            load.waiting,
+                            load.token_usage,
+                            policy.capabilities.max_concurrency,
+                        )
+            except Exception:  # a load report is advice; never fail a query over it
                 return
-            if load is not None:
-                budget.observe_load(
-                    int(getattr(load, "running", 0)),
-                    int(getattr(load, "waiting", 0)),
-                    getattr(load, "token_usage", None),
-                    int(
-                        getattr(load, "max_running", 0)
-                        or self.ctx.policy.capabilities.max_concurrency
-                    ),
-                )
 
         task = asyncio.ensure_future(poll())
         self._polls.add(task)
