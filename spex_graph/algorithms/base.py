@@ -14,6 +14,7 @@ and returns the new state; callers that need the old tree pass a copy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -36,6 +37,25 @@ class ExpandOrder:
     node_id: int
     n: int
     until_end: bool = False
+
+
+def child_keys(
+    tree: SearchTree, orders: Sequence[ExpandOrder]
+) -> list[tuple[ExpandOrder, tuple[int, ...]]]:
+    """Each child the orders ask for, with its path key (child indices from the root).
+
+    The one numbering every caller uses: the real `expand`, the speculator's
+    predictions and the reconciliation of the two. Children of a parent are numbered
+    after those it already has, in order; exact mode depends on all of them agreeing.
+    """
+    keys: list[tuple[ExpandOrder, tuple[int, ...]]] = []
+    next_index: dict[int, int] = {}
+    for order in orders:
+        parent_key = tree.path_key(order.node_id)
+        first = next_index.get(order.node_id, len(tree.children_of.get(order.node_id, [])))
+        keys.extend((order, (*parent_key, first + j)) for j in range(order.n))
+        next_index[order.node_id] = first + order.n
+    return keys
 
 
 class SearchState(BaseModel):

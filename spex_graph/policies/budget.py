@@ -101,7 +101,7 @@ class BudgetController:
     _best_latency: float = math.inf
     reward_meter: BusyMeter = field(default_factory=BusyMeter)
     reward_waiting: int = 0
-    reward_queue: float = 1.0  # assume a queue until a load report says otherwise
+    reward_queue: float = 0.0
     revoked: int = 0
     _live: set[Claim] = field(default_factory=set)
 
@@ -132,10 +132,17 @@ class BudgetController:
     @property
     def capacity(self) -> float:
         """M in tokens."""
-        if self.load_aware and self.reward_queue >= 1.0:
-            return 0.0
         widths = sum(q.width for q in self._queries.values())
-        return self.factor * widths * self.tokens_per_request * self.load_scale
+        return self.factor * widths * self.tokens_per_request * self.load_scale * self.reward_scale
+
+    @property
+    def reward_scale(self) -> float:
+        """Multiplier on M from the reward engine's queue: 1 without a queue, 0 once
+        the queue holds 1/16 of a layer of every active query's scoring requests."""
+        if not self.load_aware:
+            return 1.0
+        widths = sum(q.width for q in self._queries.values())
+        return max(0.0, 1.0 - self.reward_queue / max(1.0, widths / 16))
 
     def free(self) -> float:
         """Tokens a new speculative grant may use now (never negative)."""
@@ -268,10 +275,11 @@ class BudgetController:
     def observe_reward_load(self, waiting: int) -> None:
         """The reward engine's queue length from its load report.
 
-        A queue on the reward engine means scoring is the bottleneck: every query
+        A long queue on the reward engine means scoring is the bottleneck: every query
         waits there, speculation cannot shorten that wait, and its side effects
-        (other arrival orders, a colder prefix cache) only lengthen it. While the
-        queue persists (EMA of the length >= 1), M is 0 and live speculation is revoked.
+        (other arrival orders, a colder prefix cache) only lengthen it. M shrinks with
+        the queue (its peak, decaying 20% per report; see `reward_scale`) and live
+        speculation beyond it is revoked.
         """
         self.reward_waiting = max(0, waiting)
         if not self.load_aware:

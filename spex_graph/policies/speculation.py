@@ -27,7 +27,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from spex_graph.algorithms.base import ExpandOrder, SearchState
+from spex_graph.algorithms.base import ExpandOrder, SearchState, child_keys
 from spex_graph.backends.base import LoadReporting
 from spex_graph.context import SearchContext
 from spex_graph.policies.budget import Claim
@@ -63,18 +63,6 @@ def is_layered(algorithm: object) -> bool:
     if name == "bestfirst":
         return getattr(algorithm, "mode", "bfs") == "bfs"
     return name in LAYERED_ALGORITHMS
-
-
-def child_keys(tree: SearchTree, orders: Sequence[ExpandOrder]) -> list[ExpansionKey]:
-    """The path keys `expand` will use for these orders (same numbering)."""
-    keys: list[ExpansionKey] = []
-    next_index: dict[int, int] = {}
-    for order in orders:
-        parent_key = tree.path_key(order.node_id)
-        first = next_index.get(order.node_id, len(tree.children_of.get(order.node_id, [])))
-        keys.extend((*parent_key, first + j) for j in range(order.n))
-        next_index[order.node_id] = first + order.n
-    return keys
 
 
 @dataclass
@@ -137,7 +125,7 @@ class Speculator:
 
     def reconcile(self, tree: SearchTree, orders: Sequence[ExpandOrder]) -> None:
         """The real selection is made: cancel speculation it does not want, update `useful`."""
-        wanted = set(child_keys(tree, orders))
+        wanted = {key for _, key in child_keys(tree, orders)}
         if is_layered(self.ctx.algorithm) and wanted:
             depth = len(next(iter(wanted)))
             at_depth = [k for k, d in self.launched.items() if d == depth]
@@ -270,9 +258,7 @@ class Speculator:
         missing ones become placeholders with predicted rewards."""
         new_ids: list[int] = []
         produced = 0
-        keys = child_keys(tree, orders)
-        parents = [o for o in orders for _ in range(o.n)]
-        for order, key in zip(parents, keys, strict=True):
+        for order, key in child_keys(tree, orders):
             completion = None if order.node_id in placeholders else self.session.completion(key)
             if completion is None:
                 child = tree.add_child(order.node_id, text="")
@@ -340,18 +326,14 @@ class Speculator:
         wanted: list[tuple[ExpandOrder, ExpansionKey]] = []
         hedges: list[tuple[ExpandOrder, ExpansionKey]] = []
         for order in ranked:
-            parent_key = tree.path_key(order.node_id)
             first = len(tree.children_of.get(order.node_id, []))
-            for j in range(widened[order.node_id]):
-                key = (*parent_key, first + j)
+            wide = ExpandOrder(order.node_id, widened[order.node_id], order.until_end)
+            for _, key in child_keys(tree, [wide]):
                 if not self.session.in_flight(key) and key not in self.launched:
-                    (wanted if j < order.n else hedges).append((order, key))
-        for order in alternatives:
-            parent_key = tree.path_key(order.node_id)
-            for j in range(order.n):
-                key = (*parent_key, j)
-                if not self.session.in_flight(key) and key not in self.launched:
-                    hedges.append((order, key))
+                    (wanted if key[-1] - first < order.n else hedges).append((order, key))
+        for order, key in child_keys(tree, alternatives):
+            if not self.session.in_flight(key) and key not in self.launched:
+                hedges.append((order, key))
         predicted = len(wanted)
         wanted = sorted(wanted, key=lambda item: (item[1][-1], -item[0].n)) + hedges
         wanted = wanted[:room]
