@@ -27,7 +27,13 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from spex_graph.algorithms.base import ExpandOrder, SearchState, child_keys
+from spex_graph.algorithms.base import (
+    ExpandOrder,
+    LeafSelecting,
+    SearchAlgorithm,
+    SearchState,
+    child_keys,
+)
 from spex_graph.backends.base import LoadReporting
 from spex_graph.context import SearchContext
 from spex_graph.policies.budget import Claim
@@ -40,7 +46,6 @@ from spex_graph.tree import SearchTree
 
 log = logging.getLogger(__name__)
 
-LAYERED_ALGORITHMS = frozenset({"rebase", "beam", "ets", "bon"})
 _WARNED: set[str] = set()
 
 
@@ -57,12 +62,9 @@ def _warn_unseeded(backend: str) -> None:
     )
 
 
-def is_layered(algorithm: object) -> bool:
+def is_layered(algorithm: SearchAlgorithm) -> bool:
     """Whether every selection of the algorithm is one whole layer (BFS family)."""
-    name = getattr(algorithm, "name", "")
-    if name == "bestfirst":
-        return getattr(algorithm, "mode", "bfs") == "bfs"
-    return name in LAYERED_ALGORITHMS
+    return algorithm.traits.layered
 
 
 @dataclass
@@ -105,9 +107,9 @@ class Speculator:
         for beam and ToT-BFS). MCTS and global best-first expand one node at a time,
         so speculation runs `lookahead_layers` expansions ahead: width x lookahead_layers.
         """
-        algorithm = self.ctx.algorithm
-        width = algorithm.width * int(getattr(algorithm, "expansion", 1))
-        return width if is_layered(algorithm) else width * self.config.lookahead_layers
+        traits = self.ctx.algorithm.traits
+        width = traits.children_per_round
+        return width if traits.layered else width * self.config.lookahead_layers
 
     # -- events from the graph ------------------------------------------------
 
@@ -238,8 +240,8 @@ class Speculator:
         algorithm = self.ctx.algorithm
         placeholders: set[int] = set()
         self._guessed: set[int] = set()
-        if self.config.mcts_preexplore and hasattr(algorithm, "select_leaf"):
-            self._preexplore(tree, state)
+        if self.config.mcts_preexplore and isinstance(algorithm, LeafSelecting):
+            self._preexplore(algorithm, tree, state)
         for layer in range(self.config.lookahead_layers + 1):
             orders = algorithm.propose(tree, state)
             if not orders:
@@ -394,14 +396,14 @@ class Speculator:
                 out.append(ExpandOrder(sibling.id, order.n, order.until_end))
         return out
 
-    def _preexplore(self, tree: SearchTree, state: SearchState) -> None:
+    def _preexplore(self, selector: LeafSelecting, tree: SearchTree, state: SearchState) -> None:
         """MCTS: speculatively expand the frontier nodes the next rollouts will likely pick,
         spreading picks with virtual visit counts (virtual loss)."""
-        algorithm = self.ctx.algorithm
+        width = self.ctx.algorithm.width
         virtual: dict[int, int] = {}
         orders: list[ExpandOrder] = []
         for _ in range(self.config.mcts_preexplore):
-            leaf = algorithm.select_leaf(tree, state, virtual)  # type: ignore[attr-defined]
+            leaf = selector.select_leaf(tree, state, virtual)
             node = tree.node(leaf)
             cur: int | None = leaf
             while cur is not None:
@@ -410,7 +412,7 @@ class Speculator:
             if leaf == state.cursor or tree.children_of.get(leaf) or str(node.status) != "active":
                 continue
             if all(o.node_id != leaf for o in orders):
-                orders.append(ExpandOrder(leaf, algorithm.width))
+                orders.append(ExpandOrder(leaf, width))
         if orders:
             self._launch(tree, orders, set())
 

@@ -17,22 +17,36 @@ import asyncio
 import dataclasses
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from spex_graph.algorithms.base import ExpandOrder, SearchState
 from spex_graph.backends.base import Backend, Completion, GenerationRequest, Promotable
 from spex_graph.backends.gate import PRIMARY_PRIORITY
 from spex_graph.errors import BackendRequestError, RequestCancelledError, SpexError
 from spex_graph.policies.budget import BudgetController, Claim
 from spex_graph.rewards.base import RewardModel, ScoreRequest
 from spex_graph.runtime.trace import RequestRecord, TokenStats, token_stats
+from spex_graph.tree import SearchTree
 
 ExpansionKey = tuple[int, ...]
 """Child indices from the root to the node a request produces."""
 
 Clock = Callable[[], float]
 T = TypeVar("T")
+
+
+class QuerySpeculator(Protocol):
+    """The speculation a query's session carries (`spex_graph.policies.speculation`)."""
+
+    def commit(self, tree: SearchTree, search: SearchState) -> None:
+        """The real search's state after a selection: speculate from here."""
+        ...
+
+    def reconcile(self, tree: SearchTree, orders: Sequence[ExpandOrder]) -> None:
+        """The real selection is made: drop speculation it does not want."""
+        ...
 
 
 def key_str(key: ExpansionKey) -> str:
@@ -71,7 +85,7 @@ class QuerySession:
     records: list[RequestRecord] = field(default_factory=list)
     listeners: list[Callable[[str, ExpansionKey], None]] = field(default_factory=list)
     """Called with ("expanded" | "scored", key) when a request of this query finishes."""
-    speculator: Any = None
+    speculator: QuerySpeculator | None = None
     """The query's SPEX speculator, when speculation is on (see spex_graph.policies)."""
     _expansions: dict[ExpansionKey, _Flight] = field(default_factory=dict)
     _scores: dict[ExpansionKey, asyncio.Task[float]] = field(default_factory=dict)
