@@ -103,7 +103,7 @@ class BudgetController:
     reward_waiting: int = 0
     reward_queue: float = 0.0
     revoked: int = 0
-    _live: set[Claim] = field(default_factory=set)
+    _live: dict[Claim, None] = field(default_factory=dict)  # insertion order: deterministic
 
     # -- queries -----------------------------------------------------------
 
@@ -203,7 +203,7 @@ class BudgetController:
             claim = Claim(query_id, each, value=value)
             self.spec_tokens += each
             share.spec_tokens += each
-            self._live.add(claim)
+            self._live[claim] = None
             claims.append(claim)
         return claims
 
@@ -256,7 +256,7 @@ class BudgetController:
         if claim.released:
             return
         claim.released = True
-        self._live.discard(claim)
+        self._live.pop(claim, None)
         self.spec_tokens = max(0.0, self.spec_tokens - claim.tokens)
         share = self._queries.get(claim.query_id)
         if share is not None:
