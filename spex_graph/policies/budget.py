@@ -242,6 +242,8 @@ class BudgetController:
         claims until it fits; returns how many were revoked."""
         limit = max(0.0, self.capacity - self.primary_tokens)
         count = 0
+        if self.spec_tokens <= limit + 1e-9:
+            return 0
         for claim in sorted(self._live, key=lambda c: c.value):
             if self.spec_tokens <= limit + 1e-9:
                 break
