@@ -274,7 +274,7 @@ _RUN_ONLY = ("limit", "offset", "concurrency", "out", "fresh", "command", "reque
 def cmd_bench_engine(args: argparse.Namespace) -> int:
     """`spex bench-engine`: aggregate tokens/s at several branch counts."""
     from spex_graph.backends.embedded import EmbeddedBackend
-    from spex_graph.backends.embedded.bench import bench_engine, format_report
+    from spex_graph.backends.embedded.bench import bench_engine, format_report, save_batch_cost
 
     branches = [int(b) for b in args.branches.split(",") if b.strip()]
     if not branches or min(branches) < 1:
@@ -289,7 +289,11 @@ def cmd_bench_engine(args: argparse.Namespace) -> int:
         finally:
             await backend.aclose()
 
-    print(format_report(asyncio.run(go())))
+    results = asyncio.run(go())
+    print(format_report(results))
+    cost = save_batch_cost(backend.model, results)
+    if cost is not None:
+        print(f"batch cost: {cost:.2f} per extra sequence (SpexConfig.auto speculates at <= 0.05)")
     return 0
 
 

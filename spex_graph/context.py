@@ -9,6 +9,7 @@ the graph state or in the dispatcher's per-query session.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +19,8 @@ from spex_graph.config import SearchConfig
 from spex_graph.policies.budget import BudgetController
 from spex_graph.policies.config import SpexConfig
 from spex_graph.rewards.base import RewardModel
-from spex_graph.runtime.dispatcher import Clock, Dispatcher
-from spex_graph.tasks.base import Task
+from spex_graph.runtime.dispatcher import Clock, Dispatcher, QuerySession, QuerySpeculator
+from spex_graph.tasks.base import Problem, Task
 
 
 @dataclass
@@ -35,7 +36,8 @@ class SearchContext:
         task: prompt format, answer extraction and grading.
         algorithm: the ask-tell search algorithm.
         config: the validated search configuration.
-        spex: SPEX switches and knobs (speculation, budget, early termination).
+        spex: SPEX switches and knobs (speculation, budget, early termination);
+            `create` defaults to `SpexConfig.auto(policy)`.
         dispatcher: owner of in-flight requests, shared by all queries.
         clock: time source (default monotonic; the simulator passes virtual time).
     """
@@ -48,7 +50,9 @@ class SearchContext:
     spex: SpexConfig = field(default_factory=SpexConfig)
     dispatcher: Dispatcher = field(init=False)
     clock: Clock | None = None
-    speculator_factory: Any = None
+    speculator_factory: Callable[[SearchContext, QuerySession, Problem], QuerySpeculator] | None = (
+        None
+    )
     """Optional (ctx, session, problem) -> Speculator; the benchmark's oracle uses it."""
 
     def __post_init__(self) -> None:
@@ -112,7 +116,8 @@ class SearchContext:
             )
         policy = policy if policy is not None else default_backend()
         reward = reward if reward is not None else default_reward(task.name, policy)
-        return cls(policy, reward, task, algorithm, cfg, spex=spex or SpexConfig(), clock=clock)
+        spex = spex if spex is not None else SpexConfig.auto(policy)
+        return cls(policy, reward, task, algorithm, cfg, spex=spex, clock=clock)
 
     @property
     def max_depth(self) -> int:

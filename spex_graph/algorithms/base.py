@@ -14,6 +14,7 @@ and returns the new state; callers that need the old tree pass a copy.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -36,6 +37,59 @@ class ExpandOrder:
     node_id: int
     n: int
     until_end: bool = False
+
+
+@dataclass(frozen=True)
+class AlgorithmTraits:
+    """What a search algorithm is like, for the policies that adapt to it (speculation,
+    the budget, early termination): explicit, instead of guessed from names.
+
+    Attributes:
+        layered: every selection is one whole layer (the BFS family: REBASE, beam,
+            ETS, best-of-N, ToT-BFS); else nodes are expanded a few at a time
+            (MCTS, global best-first).
+        children_per_round: children one selection asks for at most (width, times
+            `expansion` for beam and ToT-BFS).
+        rollouts: MCTS-style rollout budget; None for other searches.
+    """
+
+    layered: bool
+    children_per_round: int
+    rollouts: int | None = None
+
+
+@runtime_checkable
+class LeafSelecting(Protocol):
+    """An algorithm whose next expansions come from a leaf selection that virtual
+    visits can spread (MCTS), so speculation can pre-explore several at once."""
+
+    def select_leaf(
+        self,
+        tree: SearchTree,
+        state: SearchState,
+        virtual_visits: Mapping[int, int] | None = None,
+    ) -> int:
+        """The leaf the next rollout would extend, counting `virtual_visits` extra visits."""
+        ...
+
+
+def child_keys(
+    tree: SearchTree, orders: Sequence[ExpandOrder]
+) -> list[tuple[ExpandOrder, tuple[int, ...]]]:
+    """Each child the orders ask for, with its path key (child indices from the root).
+
+    The one numbering every caller uses: the real `expand`, the speculator's
+    predictions and the reconciliation of the two. Children of a parent are numbered
+    after those it already has, in order; exact mode depends on all of them agreeing.
+    """
+    keys: list[tuple[ExpandOrder, tuple[int, ...]]] = []
+    next_index: dict[int, int] = {}
+    for order in orders:
+        parent_key = tree.path_key(order.node_id)
+        first = next_index.get(order.node_id, len(tree.children_of.get(order.node_id, [])))
+        keys.extend((order, (*parent_key, first + j)) for j in range(order.n))
+        next_index[order.node_id] = first + order.n
+    return keys
 
 
 class SearchState(BaseModel):
@@ -96,6 +150,11 @@ class SearchAlgorithm(Protocol):
     @property
     def width(self) -> int:
         """The search's width."""
+        ...
+
+    @property
+    def traits(self) -> AlgorithmTraits:
+        """What kind of search this is (see AlgorithmTraits)."""
         ...
 
     def start(self, tree: SearchTree) -> SearchState:

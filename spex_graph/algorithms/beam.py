@@ -43,7 +43,7 @@ from spex_graph.algorithms._common import (
     prune,
     reward_of,
 )
-from spex_graph.algorithms.base import ExpandOrder, SearchState
+from spex_graph.algorithms.base import AlgorithmTraits, ExpandOrder, SearchState
 from spex_graph.tree import SearchTree
 from spex_graph.voting import Aggregation, VoteMethod
 
@@ -90,6 +90,11 @@ class Beam:
     def select(self, rewards: Mapping[int, float], k: int) -> list[int]:
         """`select_top(rewards, k)`: the beams to keep (pure)."""
         return select_top(rewards, k)
+
+    @property
+    def traits(self) -> AlgorithmTraits:
+        """Layered: width * expansion children per round."""
+        return AlgorithmTraits(layered=True, children_per_round=self.width * self.expansion)
 
     def start(self, tree: SearchTree) -> SearchState:
         """The root gets `width × expansion` children (one step's worth of samples)."""

@@ -44,7 +44,7 @@ from spex_graph.algorithms._common import (
     prune,
     reward_of,
 )
-from spex_graph.algorithms.base import ExpandOrder, SearchState
+from spex_graph.algorithms.base import AlgorithmTraits, ExpandOrder, SearchState
 from spex_graph.algorithms.beam import select_top
 from spex_graph.tree import NodeStatus, SearchTree
 from spex_graph.voting import Aggregation, VoteMethod
@@ -112,6 +112,13 @@ class BestFirst:
             st.allocation[i] = n
             left -= n
         return st
+
+    @property
+    def traits(self) -> AlgorithmTraits:
+        """Layered in BFS mode: width * expansion children per round."""
+        return AlgorithmTraits(
+            layered=self.mode == "bfs", children_per_round=self.width * self.expansion
+        )
 
     def start(self, tree: SearchTree) -> SearchState:
         """The root gets `expansion` children."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from spex_graph.algorithms._common import answered_leaves, check_int, check_vote, finish
-from spex_graph.algorithms.base import ExpandOrder, SearchState
+from spex_graph.algorithms.base import AlgorithmTraits, ExpandOrder, SearchState
 from spex_graph.tree import SearchTree
 from spex_graph.voting import Aggregation, VoteMethod
 
@@ -44,6 +44,11 @@ class BestOfN:
         check_int(self.name, "width", self.width, 1)
         check_vote(self.name, self.vote, self.aggregation)
         check_int(self.name, "max_depth", self.max_depth, 1)
+
+    @property
+    def traits(self) -> AlgorithmTraits:
+        """Layered: width children per round."""
+        return AlgorithmTraits(layered=True, children_per_round=self.width)
 
     def start(self, tree: SearchTree) -> SearchState:
         """Nothing sampled yet."""

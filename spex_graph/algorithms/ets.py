@@ -58,7 +58,7 @@ from spex_graph.algorithms._common import (
     prune,
     reward_of,
 )
-from spex_graph.algorithms.base import ExpandOrder, SearchState
+from spex_graph.algorithms.base import AlgorithmTraits, ExpandOrder, SearchState
 from spex_graph.algorithms.rebase import apportion, softmax_weights
 from spex_graph.tree import SearchTree
 from spex_graph.voting import Aggregation, VoteMethod
@@ -216,6 +216,11 @@ class Ets:
             clusters=clusters,
             paths=paths,
         )
+
+    @property
+    def traits(self) -> AlgorithmTraits:
+        """Layered: width children per round."""
+        return AlgorithmTraits(layered=True, children_per_round=self.width)
 
     def start(self, tree: SearchTree) -> SearchState:
         """The root gets `width` children."""

@@ -46,7 +46,7 @@ from spex_graph.algorithms._common import (
     finish,
     reward_of,
 )
-from spex_graph.algorithms.base import ExpandOrder, SearchState
+from spex_graph.algorithms.base import AlgorithmTraits, ExpandOrder, SearchState
 from spex_graph.tree import NodeStatus, SearchTree
 from spex_graph.voting import Aggregation, VoteMethod, aggregate_rewards
 
@@ -164,6 +164,11 @@ class Mcts:
     def leaf_value(self, tree: SearchTree, leaf: int) -> float:
         """The value back-propagated for `leaf` (its path rewards, aggregated by `value`)."""
         return aggregate_rewards(tree.path_rewards(leaf), self.value)
+
+    @property
+    def traits(self) -> AlgorithmTraits:
+        """Not layered: width children per round, rollouts."""
+        return AlgorithmTraits(layered=False, children_per_round=self.width, rollouts=self.rollouts)
 
     def start(self, tree: SearchTree) -> SearchState:
         """The first rollout expands the root."""

@@ -47,7 +47,7 @@ from spex_graph.algorithms._common import (
     prune,
     reward_of,
 )
-from spex_graph.algorithms.base import ExpandOrder, SearchState
+from spex_graph.algorithms.base import AlgorithmTraits, ExpandOrder, SearchState
 from spex_graph.errors import ConfigError
 from spex_graph.tree import SearchTree
 from spex_graph.voting import Aggregation, VoteMethod
@@ -204,6 +204,11 @@ class Rebase:
     def allocate(self, rewards: Mapping[int, float], budget: int) -> dict[int, int]:
         """`rebase_allocate` at this config's temperature (pure)."""
         return rebase_allocate(rewards, budget, self.temperature, self.allocation)
+
+    @property
+    def traits(self) -> AlgorithmTraits:
+        """Layered: width children per round."""
+        return AlgorithmTraits(layered=True, children_per_round=self.width)
 
     def start(self, tree: SearchTree) -> SearchState:
         """The root gets `width` children."""

@@ -9,7 +9,17 @@ request in flight can be aborted on the engine.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from spex_graph.backends.load import EngineLoad
+
+
+GPU_BATCH_COST = 0.005
+"""`batch_cost` of a GPU serving engine: NIM's Llama-3.1-8B inter-token latency grows
+from 4.63 ms at concurrency 1 to 5.19 ms at 25, i.e. (5.19 / 4.63 - 1) / 24 = 0.005 per
+extra sequence (docs.nvidia.com/nim/benchmarking/llm/1.0.0/performance; see
+shared/SGLANG.md section 9)."""
 
 
 @dataclass(frozen=True)
@@ -22,6 +32,14 @@ class BackendCapabilities:
         logprobs: completions can carry token logprobs.
         shares_prefix_cache: siblings sharing a prefix reuse its KV cache.
         max_concurrency: how many requests the engine usefully runs at once.
+        batch_cost: what one more concurrent sequence adds to the time of a decode
+            step, as a fraction of a one-sequence step: 0 = batching is free (a GPU
+            serving engine), 1 = sequences run one after another. None = unknown.
+            `SpexConfig.auto` speculates only where this is nearly 0.
+        can_promote: the backend has `promote(request_id, priority)` (`Promotable`),
+            which raises a request still queued (client-side or on the engine).
+        reports_load: the backend has `load()` (`LoadReporting`), an `EngineLoad`
+            snapshot of the engine's queue, running requests and KV use.
     """
 
     can_abort: bool = False
@@ -29,6 +47,9 @@ class BackendCapabilities:
     logprobs: bool = False
     shares_prefix_cache: bool = False
     max_concurrency: int = 1
+    batch_cost: float | None = None
+    can_promote: bool = False
+    reports_load: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,4 +153,26 @@ class Backend(Protocol):
 
     async def aclose(self) -> None:
         """Release connections, subprocesses and other resources."""
+        ...
+
+
+@runtime_checkable
+class Promotable(Protocol):
+    """A backend (or reward model) that can raise the priority of a queued request.
+
+    Advertised by `capabilities.can_promote`. The dispatcher calls it when a
+    primary request joins a speculative one that has not started yet.
+    """
+
+    async def promote(self, request_id: str, priority: int) -> None:
+        """Raise `request_id` (all its continuations) to at least `priority`."""
+        ...
+
+
+@runtime_checkable
+class LoadReporting(Protocol):
+    """A backend (or reward model) that reports its engine's load (`capabilities.reports_load`)."""
+
+    async def load(self) -> EngineLoad | None:
+        """The engine's load now, or None when the engine does not say."""
         ...

@@ -109,6 +109,7 @@ class ScriptedBackend:
             logprobs=True,
             shares_prefix_cache=True,
             max_concurrency=self.max_concurrency,
+            batch_cost=0.0,  # concurrent requests wait side by side, as on a GPU
         )
 
     async def generate(self, request: GenerationRequest) -> list[Completion]:

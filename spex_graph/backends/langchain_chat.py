@@ -18,7 +18,6 @@ the provider only if its client aborts on cancellation (`can_abort` is False).
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Literal
@@ -33,6 +32,7 @@ from spex_graph.backends._common import (
     run_children,
 )
 from spex_graph.backends.base import BackendCapabilities, Completion, GenerationRequest
+from spex_graph.backends.gate import PriorityGate
 from spex_graph.errors import (
     BackendRequestError,
     BackendUnavailableError,
@@ -140,9 +140,10 @@ class LangChainChatBackend:
             logprobs="logprobs" in fields,
             shares_prefix_cache=False,
             max_concurrency=max_concurrency,
+            can_promote=True,
         )
         self._max_concurrency = max_concurrency
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: PriorityGate | None = None
         self._inflight: dict[str, Inflight] = {}
         self._closed = False
 
@@ -228,15 +229,19 @@ class LangChainChatBackend:
         for task in state.tasks:
             task.cancel()
 
-    def _slots_sem(self) -> asyncio.Semaphore:
+    def _slots_sem(self) -> PriorityGate:
         if self._slots is None:
-            self._slots = asyncio.Semaphore(self._max_concurrency)
+            self._slots = PriorityGate(self._max_concurrency)
         return self._slots
+
+    async def promote(self, request_id: str, priority: int) -> None:
+        """Raise a request still waiting for a client slot to `priority`."""
+        self._slots_sem().promote(request_id, priority)
 
     async def _one(self, request: GenerationRequest, i: int, state: Inflight) -> Completion:
         model = self._configured(request, int(request.seeds[i]))
         messages = self.messages_for(request)
-        async with self._slots_sem():
+        async with self._slots_sem().slot(request.priority, request.request_id):
             try:
                 message = await model.ainvoke(messages, stop=list(request.stop) or None)
             except SpexError:

@@ -36,6 +36,7 @@ from spex_graph.backends._common import (
     server_message,
 )
 from spex_graph.backends.base import BackendCapabilities, Completion, GenerationRequest
+from spex_graph.backends.gate import PriorityGate
 from spex_graph.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -144,9 +145,10 @@ class OpenAICompatBackend:
             logprobs=True,
             shares_prefix_cache=True,
             max_concurrency=max_concurrency,
+            can_promote=True,
         )
         self._max_concurrency = max_concurrency
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: PriorityGate | None = None
         self._inflight: dict[str, Inflight] = {}
 
     @property
@@ -185,15 +187,19 @@ class OpenAICompatBackend:
         for task in state.tasks:
             task.cancel()
 
-    def _slots_sem(self) -> asyncio.Semaphore:
+    def _slots_sem(self) -> PriorityGate:
         if self._slots is None:
-            self._slots = asyncio.Semaphore(self._max_concurrency)
+            self._slots = PriorityGate(self._max_concurrency)
         return self._slots
+
+    async def promote(self, request_id: str, priority: int) -> None:
+        """Raise a request still waiting for a client slot to `priority`."""
+        self._slots_sem().promote(request_id, priority)
 
     async def _one(self, request: GenerationRequest, i: int, state: Inflight) -> Completion:
         path = "/v1/chat/completions" if self.chat else "/v1/completions"
         body = self._chat_body(request, i) if self.chat else self._completion_body(request, i)
-        async with self._slots_sem():
+        async with self._slots_sem().slot(request.priority, request.request_id):
             if state.cancelled:
                 raise self._cancelled(request.request_id)
             try:

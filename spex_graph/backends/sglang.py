@@ -40,7 +40,13 @@ from spex_graph.backends._common import (
     run_children,
     server_message,
 )
-from spex_graph.backends.base import BackendCapabilities, Completion, GenerationRequest
+from spex_graph.backends.base import (
+    GPU_BATCH_COST,
+    BackendCapabilities,
+    Completion,
+    GenerationRequest,
+)
+from spex_graph.backends.gate import PriorityGate
 from spex_graph.backends.load import EngineLoad
 from spex_graph.errors import (
     BackendRequestError,
@@ -170,9 +176,12 @@ class SGLangBackend:
             logprobs=True,
             shares_prefix_cache=True,
             max_concurrency=max_concurrency,
+            batch_cost=GPU_BATCH_COST,
+            can_promote=True,
+            reports_load=True,
         )
         self._max_concurrency = max_concurrency
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: PriorityGate | None = None
         self._probe_lock: asyncio.Lock | None = None
         self._probed = False
         self._load_path: str | None = None
@@ -219,7 +228,7 @@ class SGLangBackend:
 
     async def _one(self, request: GenerationRequest, i: int, state: Inflight) -> Completion:
         rid = state.rids[i]
-        async with self._slots_sem():
+        async with self._slots_sem().slot(request.priority, request.request_id):
             if state.cancelled:
                 raise self._cancelled(request.request_id)
             state.sent.add(rid)
@@ -233,10 +242,14 @@ class SGLangBackend:
             state.answered.add(rid)
         return self._completion(data, request, rid, state)
 
-    def _slots_sem(self) -> asyncio.Semaphore:
+    def _slots_sem(self) -> PriorityGate:
         if self._slots is None:
-            self._slots = asyncio.Semaphore(self._max_concurrency)
+            self._slots = PriorityGate(self._max_concurrency)
         return self._slots
+
+    async def promote(self, request_id: str, priority: int) -> None:
+        """Raise a request still waiting for a client slot to `priority`."""
+        self._slots_sem().promote(request_id, priority)
 
     def _body(self, request: GenerationRequest, i: int, rid: str) -> dict[str, Any]:
         params: dict[str, Any] = {

@@ -11,6 +11,7 @@ MODES: dict[str, str] = {
     "budget-only": "speculation under the reference's budget (first-come, no load or fairness)",
     "et-only": "early termination alone",
     "spex": "speculation + load-aware fair budget (+ early termination with --early-termination)",
+    "auto": "the library default (SpexConfig.auto): spex where the backend batches for free",
     "oracle": "perfect foresight: each chosen child starts when its parent's text exists",
     "baseline+sd": "the baseline on an engine with token-level speculative decoding (sim)",
     "spex+sd": "spex on an engine with token-level speculative decoding (sim)",
@@ -19,9 +20,12 @@ MODES: dict[str, str] = {
 SD_SUFFIX = "+sd"
 
 
-def spex_config(mode: str, *, early_termination: bool = False) -> SpexConfig:
-    """The SpexConfig of a mode (the oracle runs on spec-only plumbing)."""
+def spex_config(mode: str, *, early_termination: bool = False) -> SpexConfig | None:
+    """The SpexConfig of a mode (the oracle runs on spec-only plumbing); None for
+    `auto`, which the context resolves against its backend (`SpexConfig.auto`)."""
     mode = mode.removesuffix(SD_SUFFIX)
+    if mode == "auto":
+        return None
     if mode == "baseline":
         return SpexConfig.baseline()
     if mode in ("spec-only", "oracle"):

@@ -15,7 +15,8 @@ JSON schema (`spex bench --json`):
         "<mode>": {
           "description": str,
           "queries": int, "failed": int,
-          "latency_mean_s", "latency_p50_s", "latency_p90_s", "makespan_s": float,
+          "latency_mean_s", "latency_p50_s", "latency_p90_s", "latency_p95_s",
+          "makespan_s": float,
           "throughput_qps": float,
           "accuracy": float | null,                 # null when no gold answers
           "tokens_primary", "tokens_speculative_used": int,
@@ -107,6 +108,7 @@ def mode_metrics(run: ModeRun, baseline: ModeRun | None) -> dict[str, Any]:
         "latency_mean_s": statistics.mean(latencies) if latencies else 0.0,
         "latency_p50_s": _percentile(latencies, 0.5),
         "latency_p90_s": _percentile(latencies, 0.9),
+        "latency_p95_s": _percentile(latencies, 0.95),
         "makespan_s": makespan,
         "throughput_qps": len(ok) / makespan if makespan > 0 else 0.0,
         # a failed query counts as a wrong answer, never as a missing one

@@ -9,6 +9,7 @@ from langgraph.runtime import Runtime
 from spex_graph.algorithms.base import SearchState
 from spex_graph.context import SearchContext
 from spex_graph.errors import ConfigError
+from spex_graph.runtime.dispatcher import QuerySpeculator
 from spex_graph.state import SearchGraphState
 from spex_graph.tasks.base import Problem
 from spex_graph.tree import SearchTree
@@ -60,7 +61,7 @@ def dump(model: Any) -> dict[str, Any]:
     return model.model_dump(mode="json")  # type: ignore[no-any-return]
 
 
-def speculator_for(ctx: SearchContext, state: SearchGraphState) -> Any:
+def speculator_for(ctx: SearchContext, state: SearchGraphState) -> QuerySpeculator | None:
     """The query's Speculator (created on first use), or None when speculation is off."""
     if not ctx.spex.speculation:
         return None

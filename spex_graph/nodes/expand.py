@@ -8,7 +8,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from spex_graph.algorithms.base import ExpandOrder
+from spex_graph.algorithms.base import ExpandOrder, child_keys
 from spex_graph.backends.base import Completion
 from spex_graph.context import SearchContext
 from spex_graph.nodes.common import (
@@ -60,24 +60,15 @@ async def expand_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[st
     pipeline = speculator_for(ctx, state) is None and ctx.spex.pipeline_scoring
     orders = [ExpandOrder(**o) for o in state.get("orders", [])]
 
-    jobs: list[tuple[ExpandOrder, ExpansionKey]] = []
+    jobs: list[tuple[ExpandOrder, ExpansionKey]] = child_keys(tree, orders)
     tasks = []
-    next_index: dict[int, int] = {}
-    for order in orders:
-        parent_key = tree.path_key(order.node_id)
+    for order, key in jobs:
         steps = tree.steps(order.node_id)
-        first = next_index.get(order.node_id, len(tree.children_of.get(order.node_id, [])))
-        for j in range(order.n):
-            key = (*parent_key, first + j)
-            build = generation_builder(ctx, problem, steps, key, until_end=order.until_end)
-            task = session.expand(key, build)
-            if pipeline:
-                task.add_done_callback(
-                    partial(_score_when_ready, ctx, session, problem, steps, key)
-                )
-            tasks.append(task)
-            jobs.append((order, key))
-        next_index[order.node_id] = first + order.n
+        build = generation_builder(ctx, problem, steps, key, until_end=order.until_end)
+        task = session.expand(key, build)
+        if pipeline:
+            task.add_done_callback(partial(_score_when_ready, ctx, session, problem, steps, key))
+        tasks.append(task)
 
     completions = await asyncio.gather(*tasks)
     now = ctx.dispatcher.clock()

@@ -17,16 +17,56 @@ is, so easy or mispredicting queries yield capacity to the others.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(eq=False)
 class Claim:
-    """Budget held by one speculative request; release it exactly once."""
+    """Budget held by one speculative request; release it exactly once.
+
+    Attributes:
+        query_id: the query holding it.
+        tokens: tokens it counts for.
+        value: expected critical-path gain of the request (probability the search
+            will use it times the time it saves, in relative units); revocation and
+            displacement take the lowest value first.
+        revoke: cancels the request (set by whoever launched it); None = cannot.
+    """
 
     query_id: str
     tokens: float
     released: bool = False
+    value: float = 1.0
+    revoke: Callable[[], None] | None = None
+
+
+@dataclass
+class BusyMeter:
+    """Time-weighted fraction of recent time an engine had primary work in flight
+    (an exponential moving average over `tau` seconds of the dispatcher's clock)."""
+
+    tau: float = 2.0
+    in_flight: int = 0
+    fraction: float = 1.0  # busy until shown otherwise: the first burst must not pile on
+    _since: float | None = None
+
+    def _advance(self, now: float) -> None:
+        if self._since is not None and now > self._since:
+            keep = math.exp(-(now - self._since) / self.tau)
+            busy = 1.0 if self.in_flight > 0 else 0.0
+            self.fraction = keep * self.fraction + (1.0 - keep) * busy
+        self._since = now
+
+    def change(self, delta: int, now: float) -> None:
+        """`delta` primary requests started (+) or ended (-) at `now`."""
+        self._advance(now)
+        self.in_flight = max(0, self.in_flight + delta)
+
+    def busy(self, now: float) -> float:
+        """The busy fraction as of `now`."""
+        self._advance(now)
+        return self.fraction
 
 
 @dataclass
@@ -46,7 +86,7 @@ class BudgetController:
         load_aware: adapt M to engine load reports and latency.
         fair: cap each query at its weighted share of the speculative pool.
         tokens_per_request: running mean of completion tokens (EMA, weight 0.1).
-        load_scale: current multiplier on M from load (0.25 .. 2.0).
+        load_scale: current multiplier on M from load (0 .. 2.0).
     """
 
     factor: float = 1.5
@@ -56,8 +96,14 @@ class BudgetController:
     load_scale: float = 1.0
     primary_tokens: float = 0.0
     spec_tokens: float = 0.0
+    reward_busy_limit: float = 0.6
     _queries: dict[str, _QueryShare] = field(default_factory=dict)
     _best_latency: float = math.inf
+    reward_meter: BusyMeter = field(default_factory=BusyMeter)
+    reward_waiting: int = 0
+    reward_queue: float = 0.0
+    revoked: int = 0
+    _live: dict[Claim, None] = field(default_factory=dict)  # insertion order: deterministic
 
     # -- queries -----------------------------------------------------------
 
@@ -87,7 +133,16 @@ class BudgetController:
     def capacity(self) -> float:
         """M in tokens."""
         widths = sum(q.width for q in self._queries.values())
-        return self.factor * widths * self.tokens_per_request * self.load_scale
+        return self.factor * widths * self.tokens_per_request * self.load_scale * self.reward_scale
+
+    @property
+    def reward_scale(self) -> float:
+        """Multiplier on M from the reward engine's queue: 1 without a queue, 0 once
+        the queue holds 1/16 of a layer of every active query's scoring requests."""
+        if not self.load_aware:
+            return 1.0
+        widths = sum(q.width for q in self._queries.values())
+        return max(0.0, 1.0 - self.reward_queue / max(1.0, widths / 16))
 
     def free(self) -> float:
         """Tokens a new speculative grant may use now (never negative)."""
@@ -121,53 +176,168 @@ class BudgetController:
         if tokens > 0:
             self.tokens_per_request += 0.1 * (tokens - self.tokens_per_request)
 
-    def try_grant(self, query_id: str, n: int, tokens_each: float | None = None) -> list[Claim]:
-        """Grant up to `n` speculative requests of `tokens_each` tokens; returns the claims."""
+    def try_grant(
+        self,
+        query_id: str,
+        n: int,
+        tokens_each: float | None = None,
+        values: Sequence[float] = (),
+    ) -> list[Claim]:
+        """Grant up to `n` speculative requests of `tokens_each` tokens; returns the claims.
+
+        `values` (best first) are the requests' expected gains. When the pool is full,
+        a request may displace live speculation of other queries worth less than half
+        its value (revoking it), so capacity goes to the most valuable work across
+        queries, not to whoever asked first.
+        """
         each = max(1.0, tokens_each if tokens_each is not None else self.tokens_per_request)
         share = self._queries.get(query_id)
         if share is None or n <= 0:
             return []
-        by_pool = math.floor(self.free() / each)
         by_share = math.floor(max(0.0, self.share(query_id) - share.spec_tokens) / each)
-        granted = max(0, min(n, by_pool, by_share))
-        claims = [Claim(query_id, each) for _ in range(granted)]
-        self.spec_tokens += each * granted
-        share.spec_tokens += each * granted
+        claims: list[Claim] = []
+        for i in range(max(0, min(n, by_share))):
+            value = values[i] if i < len(values) else 1.0
+            if self.free() < each and not self._displace(query_id, each, value):
+                break
+            claim = Claim(query_id, each, value=value)
+            self.spec_tokens += each
+            share.spec_tokens += each
+            self._live[claim] = None
+            claims.append(claim)
         return claims
+
+    def _displace(self, query_id: str, tokens: float, value: float) -> bool:
+        """Revoke other queries' cheapest live claims worth < value / 2 to free `tokens`."""
+        victims = sorted(
+            (
+                c
+                for c in self._live
+                if c.query_id != query_id and c.revoke is not None and c.value < value / 2
+            ),
+            key=lambda c: c.value,
+        )
+        freed = self.free()
+        chosen: list[Claim] = []
+        for claim in victims:
+            if freed >= tokens:
+                break
+            chosen.append(claim)
+            freed += claim.tokens
+        if freed < tokens:
+            return False
+        for claim in chosen:
+            self._revoke(claim)
+        return True
+
+    def _revoke(self, claim: Claim) -> None:
+        revoke = claim.revoke
+        self.release(claim)
+        self.revoked += 1
+        if revoke is not None:
+            revoke()
+
+    def revoke_excess(self) -> int:
+        """When capacity dropped below what speculation holds, revoke the lowest-value
+        claims until it fits; returns how many were revoked."""
+        limit = max(0.0, self.capacity - self.primary_tokens)
+        count = 0
+        if self.spec_tokens <= limit + 1e-9:
+            return 0
+        for claim in sorted(self._live, key=lambda c: c.value):
+            if self.spec_tokens <= limit + 1e-9:
+                break
+            if claim.revoke is None:
+                continue
+            self._revoke(claim)
+            count += 1
+        return count
 
     def release(self, claim: Claim) -> None:
         """Return a claim's tokens (idempotent)."""
         if claim.released:
             return
         claim.released = True
+        self._live.pop(claim, None)
         self.spec_tokens = max(0.0, self.spec_tokens - claim.tokens)
         share = self._queries.get(claim.query_id)
         if share is not None:
             share.spec_tokens = max(0.0, share.spec_tokens - claim.tokens)
+
+    # -- the reward engine ---------------------------------------------------
+
+    def reward_started(self, now: float) -> None:
+        """A primary scoring request was sent to the reward engine."""
+        self.reward_meter.change(+1, now)
+
+    def reward_finished(self, now: float) -> None:
+        """A primary scoring request ended."""
+        self.reward_meter.change(-1, now)
+
+    def observe_reward_load(self, waiting: int) -> None:
+        """The reward engine's queue length from its load report.
+
+        A long queue on the reward engine means scoring is the bottleneck: every query
+        waits there, speculation cannot shorten that wait, and its side effects
+        (other arrival orders, a colder prefix cache) only lengthen it. M shrinks with
+        the queue (its peak, decaying 20% per report; see `reward_scale`) and live
+        speculation beyond it is revoked.
+        """
+        self.reward_waiting = max(0, waiting)
+        if not self.load_aware:
+            return
+        # peak-hold with decay: a queue that empties for one report has not gone away
+        self.reward_queue = max(float(self.reward_waiting), 0.8 * self.reward_queue)
+        self.revoke_excess()
+
+    def allow_speculative_score(self, now: float) -> bool:
+        """Whether a speculative scoring request may go to the reward engine now.
+
+        A reward model's pass is a prefill: compute-bound, one iteration, nothing to
+        batch for free and nothing SGLang pre-empts. So speculative scoring runs only
+        while primary scoring leaves the reward engine mostly idle (busy fraction below
+        `reward_busy_limit`) and nothing waits in its queue. Without load awareness
+        (the reference budget) it is always allowed.
+        """
+        if not self.load_aware:
+            return True
+        return self.reward_waiting == 0 and self.reward_meter.busy(now) < self.reward_busy_limit
 
     # -- load --------------------------------------------------------------
 
     def observe_load(
         self, running: int, waiting: int, kv_usage: float | None, max_running: int
     ) -> None:
-        """Adapt the load scale to an engine load report."""
+        """Adapt the load scale to the policy engine's load report, then revoke
+        speculation beyond the new capacity.
+
+        Anything queued, or a KV pool over 80% reserved (stock SGLang pre-empts for
+        priority only when the batch is full by count, never for KV), leaves no room
+        for speculation: M drops to 0. Between 60% and 80% KV it shrinks linearly;
+        while the engine idles it may grow to 2x.
+        """
         if not self.load_aware:
             return
+        usage = kv_usage or 0.0
         target = 1.0
-        if waiting > 0:
-            target *= max(0.25, 1.0 - waiting / (running + waiting + 1))
-        if kv_usage is not None and kv_usage > 0.85:
-            target *= max(0.25, (1.0 - kv_usage) / 0.15)
-        if waiting == 0 and max_running > 0 and running < 0.5 * max_running:
-            target = max(target, 2.0 if (kv_usage or 0.0) < 0.5 else 1.0)
-        self.load_scale = min(2.0, max(0.25, 0.5 * self.load_scale + 0.5 * target))
+        if waiting > 0 or usage >= 0.8:
+            target = 0.0
+        elif usage > 0.6:
+            target = (0.8 - usage) / 0.2
+        elif max_running > 0 and running < 0.5 * max_running:
+            target = 2.0 if usage < 0.4 else 1.0
+        # shrink at once, grow gradually
+        self.load_scale = target if target < self.load_scale else 0.5 * (self.load_scale + target)
+        self.load_scale = min(2.0, max(0.0, self.load_scale))
+        self.revoke_excess()
 
     def observe_latency(self, seconds_per_token: float) -> None:
         """Shrink M when per-token latency rises well above the best seen."""
         if not self.load_aware or seconds_per_token <= 0:
             return
-        self._best_latency = min(self._best_latency, seconds_per_token)
+        # the best latency drifts up 2% per sample, so it forgets a quiet period
+        self._best_latency = min(seconds_per_token, self._best_latency * 1.02)
         if seconds_per_token > 1.5 * self._best_latency:
-            self.load_scale = max(0.25, self.load_scale * 0.9)
+            self.load_scale = max(0.0, self.load_scale * 0.9)
         elif seconds_per_token < 1.1 * self._best_latency:
             self.load_scale = min(2.0, self.load_scale * 1.05)

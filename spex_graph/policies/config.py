@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spex_graph.errors import ConfigError
+
+if TYPE_CHECKING:
+    from spex_graph.backends.base import Backend
+
+NEARLY_FREE_BATCH_COST = 0.05
+"""`SpexConfig.auto` speculates only where one more concurrent sequence adds at most
+this fraction of a one-sequence decode step (`BackendCapabilities.batch_cost`).
+Speculation runs ~1.2-2x the primary sequences at once (spec_width_factor 1.2,
+lookahead 3); at a cost of 0.05 per extra sequence that is a few percent on the
+critical path, well under what hiding the reward barrier saves. GPU serving engines
+are ~0.005 (NIM figures, `backends.base.GPU_BATCH_COST`); a CPU engine is ~0.5-1."""
 
 
 class SpexConfig(BaseModel):
@@ -93,6 +106,22 @@ class SpexConfig(BaseModel):
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"]) or "spex"
             raise ConfigError(f"invalid SPEX option {where}: {err['msg']}") from None
+
+    @classmethod
+    def auto(cls, backend: Backend | None = None) -> SpexConfig:
+        """The library default: SPEX where it cannot make the search slower on `backend`.
+
+        Speculation and its load-aware budget are on when the backend reports that
+        extra concurrent sequences are nearly free (`capabilities.batch_cost` at most
+        `NEARLY_FREE_BATCH_COST`: GPU serving engines, the simulator); off where they
+        cost real time (the embedded CPU engine) or where the cost is unknown (no
+        backend, OpenAI-compatible and LangChain clients: pass `SpexConfig()` to opt
+        in). Early termination stays available (off by default, as it may change
+        answers; pass `early_termination=True` via `model_copy(update=...)`).
+        """
+        cost = backend.capabilities.batch_cost if backend is not None else None
+        free = cost is not None and cost <= NEARLY_FREE_BATCH_COST
+        return cls(speculation=free, budget=free, early_termination=False)
 
     @classmethod
     def baseline(cls) -> SpexConfig:

@@ -8,12 +8,14 @@ Its latency is the critical path of the chosen branches on the same engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from spex_graph.algorithms.base import ExpandOrder, SearchState
 from spex_graph.policies.speculation import Speculator
 from spex_graph.requests import generation_builder
 from spex_graph.runtime.dispatcher import ExpansionKey
+from spex_graph.tree import SearchTree
 
 
 @dataclass
@@ -41,11 +43,11 @@ class OracleSpeculator(Speculator):
             self._pipeline_score(key)
             self._launch_children(key)
 
-    def commit(self, tree: object, search: object) -> None:  # type: ignore[override]
+    def commit(self, tree: SearchTree, search: SearchState) -> None:
         """Start the root's chosen children (idempotent: in-flight keys are joined)."""
         self._launch_children(())
 
-    def reconcile(self, tree: object, orders: Iterable[object]) -> None:  # type: ignore[override]
+    def reconcile(self, tree: SearchTree, orders: Sequence[ExpandOrder]) -> None:
         """Nothing to cancel: the oracle never mispredicts."""
 
     def _launch_children(self, parent: ExpansionKey) -> None:

@@ -24,11 +24,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from spex_graph.algorithms.base import ExpandOrder, SearchState
+from spex_graph.algorithms.base import (
+    ExpandOrder,
+    LeafSelecting,
+    SearchAlgorithm,
+    SearchState,
+    child_keys,
+)
+from spex_graph.backends.base import LoadReporting
 from spex_graph.context import SearchContext
+from spex_graph.policies.budget import Claim
 from spex_graph.policies.config import SpexConfig
 from spex_graph.requests import generation_builder, score_request
 from spex_graph.runtime.dispatcher import ExpansionKey, QuerySession
@@ -38,7 +46,6 @@ from spex_graph.tree import SearchTree
 
 log = logging.getLogger(__name__)
 
-LAYERED_ALGORITHMS = frozenset({"rebase", "beam", "ets", "bon"})
 _WARNED: set[str] = set()
 
 
@@ -55,24 +62,9 @@ def _warn_unseeded(backend: str) -> None:
     )
 
 
-def is_layered(algorithm: object) -> bool:
+def is_layered(algorithm: SearchAlgorithm) -> bool:
     """Whether every selection of the algorithm is one whole layer (BFS family)."""
-    name = getattr(algorithm, "name", "")
-    if name == "bestfirst":
-        return getattr(algorithm, "mode", "bfs") == "bfs"
-    return name in LAYERED_ALGORITHMS
-
-
-def child_keys(tree: SearchTree, orders: Sequence[ExpandOrder]) -> list[ExpansionKey]:
-    """The path keys `expand` will use for these orders (same numbering)."""
-    keys: list[ExpansionKey] = []
-    next_index: dict[int, int] = {}
-    for order in orders:
-        parent_key = tree.path_key(order.node_id)
-        first = next_index.get(order.node_id, len(tree.children_of.get(order.node_id, [])))
-        keys.extend((*parent_key, first + j) for j in range(order.n))
-        next_index[order.node_id] = first + order.n
-    return keys
+    return algorithm.traits.layered
 
 
 @dataclass
@@ -115,9 +107,9 @@ class Speculator:
         for beam and ToT-BFS). MCTS and global best-first expand one node at a time,
         so speculation runs `lookahead_layers` expansions ahead: width x lookahead_layers.
         """
-        algorithm = self.ctx.algorithm
-        width = algorithm.width * int(getattr(algorithm, "expansion", 1))
-        return width if is_layered(algorithm) else width * self.config.lookahead_layers
+        traits = self.ctx.algorithm.traits
+        width = traits.children_per_round
+        return width if traits.layered else width * self.config.lookahead_layers
 
     # -- events from the graph ------------------------------------------------
 
@@ -135,7 +127,7 @@ class Speculator:
 
     def reconcile(self, tree: SearchTree, orders: Sequence[ExpandOrder]) -> None:
         """The real selection is made: cancel speculation it does not want, update `useful`."""
-        wanted = set(child_keys(tree, orders))
+        wanted = {key for _, key in child_keys(tree, orders)}
         if is_layered(self.ctx.algorithm) and wanted:
             depth = len(next(iter(wanted)))
             at_depth = [k for k, d in self.launched.items() if d == depth]
@@ -220,6 +212,13 @@ class Speculator:
     def _pipeline_score(self, key: ExpansionKey) -> None:
         if self.session.has_score(key):
             return
+        speculative = self.session.was_speculative(key) and self.session.speculative_pending(key)
+        budget = self.ctx.dispatcher.budget
+        if budget is not None and not budget.allow_speculative_score(self.ctx.dispatcher.clock()):
+            # A busy reward engine gains nothing from early scores, and its prefix cache
+            # keeps siblings' shared prefix best when they arrive together: leave the
+            # scoring to the evaluate step (speculative nodes: if the search adopts them).
+            return
         texts = self._path_texts(key)
         completion = self.session.completion(key)
         if texts is None or completion is None:
@@ -232,7 +231,7 @@ class Speculator:
             step_logprobs=completion.token_logprobs,
             finish_reason=completion.finish_reason,
         )
-        self.session.score(key, request, speculative=self.session.was_speculative(key))
+        self.session.score(key, request, speculative=speculative)
 
     # -- prediction ---------------------------------------------------------------
 
@@ -244,8 +243,8 @@ class Speculator:
         algorithm = self.ctx.algorithm
         placeholders: set[int] = set()
         self._guessed: set[int] = set()
-        if self.config.mcts_preexplore and hasattr(algorithm, "select_leaf"):
-            self._preexplore(tree, state)
+        if self.config.mcts_preexplore and isinstance(algorithm, LeafSelecting):
+            self._preexplore(algorithm, tree, state)
         for layer in range(self.config.lookahead_layers + 1):
             orders = algorithm.propose(tree, state)
             if not orders:
@@ -264,9 +263,7 @@ class Speculator:
         missing ones become placeholders with predicted rewards."""
         new_ids: list[int] = []
         produced = 0
-        keys = child_keys(tree, orders)
-        parents = [o for o in orders for _ in range(o.n)]
-        for order, key in zip(parents, keys, strict=True):
+        for order, key in child_keys(tree, orders):
             completion = None if order.node_id in placeholders else self.session.completion(key)
             if completion is None:
                 child = tree.add_child(order.node_id, text="")
@@ -334,33 +331,50 @@ class Speculator:
         wanted: list[tuple[ExpandOrder, ExpansionKey]] = []
         hedges: list[tuple[ExpandOrder, ExpansionKey]] = []
         for order in ranked:
-            parent_key = tree.path_key(order.node_id)
             first = len(tree.children_of.get(order.node_id, []))
-            for j in range(widened[order.node_id]):
-                key = (*parent_key, first + j)
+            wide = ExpandOrder(order.node_id, widened[order.node_id], order.until_end)
+            for _, key in child_keys(tree, [wide]):
                 if not self.session.in_flight(key) and key not in self.launched:
-                    (wanted if j < order.n else hedges).append((order, key))
-        for order in alternatives:
-            parent_key = tree.path_key(order.node_id)
-            for j in range(order.n):
-                key = (*parent_key, j)
-                if not self.session.in_flight(key) and key not in self.launched:
-                    hedges.append((order, key))
+                    (wanted if key[-1] - first < order.n else hedges).append((order, key))
+        for order, key in child_keys(tree, alternatives):
+            if not self.session.in_flight(key) and key not in self.launched:
+                hedges.append((order, key))
+        predicted = len(wanted)
         wanted = sorted(wanted, key=lambda item: (item[1][-1], -item[0].n)) + hedges
         wanted = wanted[:room]
         if not wanted:
             return
         budget = self.ctx.dispatcher.budget
+        claims: list[Claim | None]
         if budget is not None:
-            claims: list[object] = list(budget.try_grant(self.session.query_id, len(wanted)))
+            values = [self._value(key, j < predicted) for j, (_, key) in enumerate(wanted)]
+            claims = list(budget.try_grant(self.session.query_id, len(wanted), values=values))
         else:
             claims = [None] * len(wanted)
         for (order, key), claim in zip(wanted, claims, strict=False):
             build = generation_builder(
                 self.ctx, self.problem, tree.steps(order.node_id), key, until_end=order.until_end
             )
-            self.session.expand(key, build, speculative=True, claim=claim)  # type: ignore[arg-type]
+            if claim is not None:
+                claim.revoke = self._revoker(key)
+            self.session.expand(key, build, speculative=True, claim=claim)
             self.launched[key] = len(key)
+
+    def _value(self, key: ExpansionKey, predicted: bool) -> float:
+        """Expected critical-path gain of speculating `key`: the chance the search will
+        use it (the query's useful fraction; half for a hedge; halved per layer beyond
+        the real frontier) times the step it would take off the critical path (1)."""
+        assert self._base is not None
+        frontier = max((n.depth for n in self._base[0].nodes), default=0)
+        ahead = max(1, len(key) - frontier)
+        return self.useful * (1.0 if predicted else 0.5) * 0.5 ** (ahead - 1)
+
+    def _revoker(self, key: ExpansionKey) -> Callable[[], None]:
+        def revoke() -> None:
+            self.launched.pop(key, None)
+            self.session.cancel_soon([key])
+
+        return revoke
 
     def _alternatives(
         self, tree: SearchTree, orders: Sequence[ExpandOrder], placeholders: set[int]
@@ -385,14 +399,14 @@ class Speculator:
                 out.append(ExpandOrder(sibling.id, order.n, order.until_end))
         return out
 
-    def _preexplore(self, tree: SearchTree, state: SearchState) -> None:
+    def _preexplore(self, selector: LeafSelecting, tree: SearchTree, state: SearchState) -> None:
         """MCTS: speculatively expand the frontier nodes the next rollouts will likely pick,
         spreading picks with virtual visit counts (virtual loss)."""
-        algorithm = self.ctx.algorithm
+        width = self.ctx.algorithm.width
         virtual: dict[int, int] = {}
         orders: list[ExpandOrder] = []
         for _ in range(self.config.mcts_preexplore):
-            leaf = algorithm.select_leaf(tree, state, virtual)  # type: ignore[attr-defined]
+            leaf = selector.select_leaf(tree, state, virtual)
             node = tree.node(leaf)
             cur: int | None = leaf
             while cur is not None:
@@ -401,35 +415,45 @@ class Speculator:
             if leaf == state.cursor or tree.children_of.get(leaf) or str(node.status) != "active":
                 continue
             if all(o.node_id != leaf for o in orders):
-                orders.append(ExpandOrder(leaf, algorithm.width))
+                orders.append(ExpandOrder(leaf, width))
         if orders:
             self._launch(tree, orders, set())
 
     def _poll_load(self) -> None:
         budget = self.ctx.dispatcher.budget
-        load_fn = getattr(self.ctx.policy, "load", None)
-        if budget is None or not budget.load_aware or load_fn is None:
+        if budget is None or not budget.load_aware:
+            return
+        policy, reward = self.ctx.policy, self.ctx.reward
+        policy_load = policy if policy.capabilities.reports_load else None
+        reward_load = reward if reward.capabilities.reports_load else None
+        if not isinstance(policy_load, LoadReporting | None) or not isinstance(
+            reward_load, LoadReporting | None
+        ):
+            return
+        if policy_load is None and reward_load is None:
             return
         now = self.ctx.dispatcher.clock()
-        if now - self._last_load_poll < 1.0:
+        if now - self._last_load_poll < 0.5:
             return
         self._last_load_poll = now
 
         async def poll() -> None:
             try:
-                load = await load_fn()
-            except Exception:
+                if reward_load is not None:
+                    load = await reward_load.load()
+                    if load is not None:
+                        budget.observe_reward_load(load.waiting)
+                if policy_load is not None:
+                    load = await policy_load.load()
+                    if load is not None:
+                        budget.observe_load(
+                            load.running,
+                            load.waiting,
+                            load.token_usage,
+                            policy.capabilities.max_concurrency,
+                        )
+            except Exception:  # a load report is advice; never fail a query over it
                 return
-            if load is not None:
-                budget.observe_load(
-                    int(getattr(load, "running", 0)),
-                    int(getattr(load, "waiting", 0)),
-                    getattr(load, "token_usage", None),
-                    int(
-                        getattr(load, "max_running", 0)
-                        or self.ctx.policy.capabilities.max_concurrency
-                    ),
-                )
 
         task = asyncio.ensure_future(poll())
         self._polls.add(task)

@@ -15,11 +15,15 @@ class RewardCapabilities:
         uses_engine: scoring costs engine time (a PRM or judge), not just CPU.
         needs_policy_logprobs: the reward reads the policy's token logprobs of the
             scored step, so the policy must be asked for them.
+        can_promote: has `promote(request_id, priority)` (see `backends.base.Promotable`).
+        reports_load: has `load()` (see `backends.base.LoadReporting`).
     """
 
     can_abort: bool = False
     uses_engine: bool = False
     needs_policy_logprobs: bool = False
+    can_promote: bool = False
+    reports_load: bool = False
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class ScoreRequest:
             (e.g. the Game of 24 numbers); never the gold answer itself.
         step_logprobs: token logprobs of the last step when the policy returned them.
         finish_reason: the policy's finish reason for the last step.
+        priority: higher runs first where the engine supports priorities (the
+            dispatcher raises primary requests above speculative ones).
     """
 
     question: str
@@ -44,6 +50,7 @@ class ScoreRequest:
     gold_hint: str = ""
     step_logprobs: tuple[float, ...] = field(default=())
     finish_reason: str | None = None
+    priority: int = 0
 
 
 @runtime_checkable

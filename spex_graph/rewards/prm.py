@@ -35,6 +35,7 @@ from spex_graph.backends._common import (
     logprob_pair,
     normalized_pair,
 )
+from spex_graph.backends.gate import PriorityGate
 from spex_graph.backends.sglang import SGLANG_START_HINT
 from spex_graph.errors import (
     BackendRequestError,
@@ -137,9 +138,9 @@ class SGLangPRM:
             max_connections=max_concurrency + 8,
             headers={"Authorization": f"Bearer {api_key}"} if api_key else None,
         )
-        self.capabilities = RewardCapabilities(can_abort=True, uses_engine=True)
+        self.capabilities = RewardCapabilities(can_abort=True, uses_engine=True, can_promote=True)
         self._max_concurrency = max_concurrency
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: PriorityGate | None = None
         self._tasks: dict[str, asyncio.Task[float]] = {}
         self._cancelled: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -188,13 +189,18 @@ class SGLangPRM:
             self._tasks.pop(request.request_id, None)
             self._cancelled.discard(request.request_id)
 
+    async def promote(self, request_id: str, priority: int) -> None:
+        """Raise a scoring request still waiting for a client slot to `priority`."""
+        if self._slots is not None:
+            self._slots.promote(request_id, priority)
+
     def _cancelled_error(self, request_id: str) -> RequestCancelledError:
         return RequestCancelledError(f"PRM request {request_id} was cancelled on {self.base_url}")
 
     async def _score(self, request: ScoreRequest) -> float:
         if self._slots is None:
-            self._slots = asyncio.Semaphore(self._max_concurrency)
-        async with self._slots:
+            self._slots = PriorityGate(self._max_concurrency)
+        async with self._slots.slot(request.priority, request.request_id):
             try:
                 if self.mode == "score":
                     return await self._score_api(request)

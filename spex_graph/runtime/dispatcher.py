@@ -20,12 +20,14 @@ import math
 import numbers
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from spex_graph.algorithms.base import ExpandOrder, SearchState
 from spex_graph.backends._common import one_line
-from spex_graph.backends.base import Backend, Completion, GenerationRequest
+from spex_graph.backends.base import Backend, Completion, GenerationRequest, Promotable
+from spex_graph.backends.gate import PRIMARY_PRIORITY
 from spex_graph.backends.retry import RetryPolicy
 from spex_graph.backends.retry import call_with_retry as retry_call
 from spex_graph.errors import (
@@ -37,6 +39,7 @@ from spex_graph.errors import (
 from spex_graph.policies.budget import BudgetController, Claim
 from spex_graph.rewards.base import RewardModel, ScoreRequest
 from spex_graph.runtime.trace import RequestRecord, TokenStats, token_stats
+from spex_graph.tree import SearchTree
 
 ExpansionKey = tuple[int, ...]
 """Child indices from the root to the node a request produces."""
@@ -47,16 +50,43 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
+class QuerySpeculator(Protocol):
+    """The speculation a query's session carries (`spex_graph.policies.speculation`)."""
+
+    def commit(self, tree: SearchTree, search: SearchState) -> None:
+        """The real search's state after a selection: speculate from here."""
+        ...
+
+    def reconcile(self, tree: SearchTree, orders: Sequence[ExpandOrder]) -> None:
+        """The real selection is made: drop speculation it does not want."""
+        ...
+
+    def stop(self) -> None:
+        """No more speculation for this query (it ended)."""
+        ...
+
+
 def key_str(key: ExpansionKey) -> str:
     """Readable form of a key for traces ("0/2/1"; "" is the root)."""
     return "/".join(map(str, key))
 
 
 @dataclass
+class _Accounting:
+    """How a policy request counts against the budget; a primary joining a speculative
+    request turns it primary (its claim released, its tokens counted as primary)."""
+
+    primary: bool
+    estimate: float
+    claim: Claim | None = None
+
+
+@dataclass
 class _Flight:
     task: asyncio.Task[Completion]
     record: RequestRecord
-    claim: Claim | None = None
+    accounting: _Accounting
+    priority: int = 0
 
 
 @dataclass
@@ -72,7 +102,7 @@ class QuerySession:
     records: list[RequestRecord] = field(default_factory=list)
     listeners: list[Callable[[str, ExpansionKey], None]] = field(default_factory=list)
     """Called with ("expanded" | "scored", key) when a request of this query finishes."""
-    speculator: Any = None
+    speculator: QuerySpeculator | None = None
     """The query's SPEX speculator, when speculation is on (see spex_graph.policies)."""
     _expansions: dict[ExpansionKey, _Flight] = field(default_factory=dict)
     _scores: dict[ExpansionKey, asyncio.Task[float]] = field(default_factory=dict)
@@ -99,12 +129,21 @@ class QuerySession:
         if flight is not None and not (flight.task.cancelled() or _failed(flight.task)):
             if not speculative and flight.record.speculative:
                 flight.record.outcome = "used"
+                self._make_primary(flight)
             if claim is not None:
                 self.dispatcher.release(claim)
             return flight.task
         request = build(f"{self.query_id}-{uuid.uuid4().hex[:12]}")
         if not speculative:
-            request = dataclasses.replace(request, priority=request.priority + 1)
+            request = dataclasses.replace(request, priority=request.priority + PRIMARY_PRIORITY)
+        dispatcher = self.dispatcher
+        accounting = _Accounting(
+            primary=not speculative,
+            estimate=dispatcher.budget.tokens_per_request if dispatcher.budget else 0.0,
+            claim=claim,
+        )
+        if accounting.primary:
+            dispatcher.primary_started(accounting.estimate)
         record = RequestRecord(
             request_id=request.request_id,
             query_id=self.query_id,
@@ -114,9 +153,9 @@ class QuerySession:
             enqueued_at=self.dispatcher.clock(),
         )
         self.records.append(record)
-        task = asyncio.ensure_future(self._generate(request, record, claim))
+        task = asyncio.ensure_future(self._generate(request, record, accounting))
         task.add_done_callback(_retrieve)
-        self._expansions[key] = _Flight(task, record, claim)
+        self._expansions[key] = _Flight(task, record, accounting, request.priority)
         depth = len(key)
         self._running_at_depth[depth] = self._running_at_depth.get(depth, 0) + 1
 
@@ -126,6 +165,28 @@ class QuerySession:
 
         task.add_done_callback(done)
         return task
+
+    def _make_primary(self, flight: _Flight) -> None:
+        """A primary request joined speculative work: account it as primary from now on,
+        and raise its priority where it still waits (client gate or engine queue)."""
+        accounting = flight.accounting
+        if accounting.primary or flight.task.done():
+            return
+        accounting.primary = True
+        if accounting.claim is not None:
+            self.dispatcher.release(accounting.claim)
+            accounting.claim = None
+        self.dispatcher.primary_started(accounting.estimate)
+        policy = self.dispatcher.policy
+        if policy.capabilities.can_promote and isinstance(policy, Promotable):
+            raised = flight.priority + PRIMARY_PRIORITY
+            self._spawn(policy.promote(flight.record.request_id, raised))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_retrieve)
 
     def running_at_depth(self, depth: int) -> int:
         """Expansions of nodes at `depth` still running."""
@@ -138,13 +199,10 @@ class QuerySession:
             listener(event, key)
 
     async def _generate(
-        self, request: GenerationRequest, record: RequestRecord, claim: Claim | None
+        self, request: GenerationRequest, record: RequestRecord, accounting: _Accounting
     ) -> Completion:
         dispatcher = self.dispatcher
         record.started_at = dispatcher.clock()
-        estimate = dispatcher.budget.tokens_per_request if dispatcher.budget else 0.0
-        if not record.speculative:
-            dispatcher.primary_started(estimate)
         try:
             completions = await dispatcher.call_with_retry(
                 lambda n: dispatcher.policy.generate(_attempt(request, record, n)),
@@ -159,10 +217,11 @@ class QuerySession:
             record.finished_at = dispatcher.clock()
             raise
         finally:
-            if claim is not None:
-                dispatcher.release(claim)
-            if not record.speculative:
-                dispatcher.primary_finished(estimate)
+            if accounting.claim is not None:
+                dispatcher.release(accounting.claim)
+                accounting.claim = None
+            if accounting.primary:
+                dispatcher.primary_finished(accounting.estimate)
         record.finished_at = dispatcher.clock()
         tokens = sum(c.completion_tokens for c in completions)
         dispatcher.observe_tokens(tokens)
@@ -186,6 +245,11 @@ class QuerySession:
         flight = self._expansions.get(key)
         if flight is not None and flight.record.outcome in ("pending", "wasted"):
             flight.record.outcome = "used"
+
+    def speculative_pending(self, key: ExpansionKey) -> bool:
+        """Whether the expansion at `key` is speculative work the real search has not used."""
+        flight = self._expansions.get(key)
+        return flight is not None and flight.record.outcome in ("pending", "wasted")
 
     def was_speculative(self, key: ExpansionKey) -> bool:
         """Whether the expansion at `key` was first submitted speculatively."""
@@ -238,8 +302,9 @@ class QuerySession:
         await _abort(self.dispatcher.policy, flight.record.request_id)
         flight.task.cancel()
         await asyncio.gather(flight.task, return_exceptions=True)
-        if flight.claim is not None:
-            self.dispatcher.release(flight.claim)
+        if flight.accounting.claim is not None:
+            self.dispatcher.release(flight.accounting.claim)
+            flight.accounting.claim = None
 
     def cancel_soon(self, keys: list[ExpansionKey]) -> None:
         """Schedule `cancel` for each key without waiting (for sync callers)."""
@@ -269,8 +334,14 @@ class QuerySession:
         if task is not None and not (task.cancelled() or _failed(task)):
             record = self._score_records.get(key)
             if not speculative and record is not None and record.speculative:
+                if record.outcome != "used" and not task.done():
+                    reward = self.dispatcher.reward
+                    if reward.capabilities.can_promote and isinstance(reward, Promotable):
+                        self._spawn(reward.promote(record.request_id, PRIMARY_PRIORITY))
                 record.outcome = "used"
             return task
+        if not speculative:
+            request = dataclasses.replace(request, priority=request.priority + PRIMARY_PRIORITY)
         record = RequestRecord(
             request_id=request.request_id,
             query_id=self.query_id,
@@ -290,6 +361,9 @@ class QuerySession:
     async def _score(self, request: ScoreRequest, record: RequestRecord) -> float:
         dispatcher = self.dispatcher
         record.started_at = dispatcher.clock()
+        budget = dispatcher.budget
+        if budget is not None and not record.speculative:
+            budget.reward_started(record.started_at)
         try:
             value = checked_reward(
                 await dispatcher.call_with_retry(
@@ -309,6 +383,9 @@ class QuerySession:
                 f"reward model {dispatcher.reward.name!r} raised {type(exc).__name__}: "
                 f"{one_line(exc, 160)}; fix the reward model (it must return a number)"
             ) from exc
+        finally:
+            if budget is not None and not record.speculative:
+                budget.reward_finished(dispatcher.clock())
         record.finished_at = dispatcher.clock()
         if record.outcome == "pending":
             record.outcome = "wasted" if record.speculative else "used"
@@ -335,8 +412,9 @@ class QuerySession:
         await asyncio.gather(*self._scores.values(), return_exceptions=True)
         await asyncio.gather(*self._background, return_exceptions=True)
         for flight in self._expansions.values():
-            if flight.claim is not None:
-                self.dispatcher.release(flight.claim)
+            if flight.accounting.claim is not None:
+                self.dispatcher.release(flight.accounting.claim)
+                flight.accounting.claim = None
 
 
 async def _abort(target: Backend | RewardModel, request_id: str) -> None:

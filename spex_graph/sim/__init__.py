@@ -117,7 +117,7 @@ def sim_context(
     speculative decoding on the policy engine (the PRM only prefills). `recorded`:
     replay recorded real trees instead of `workload` (see spex_graph.sim.recorded).
     `spex`: a SpexConfig, True (SPEX defaults), False (the plain baseline: no
-    speculation, budget or early termination) or None (SpexConfig defaults).
+    speculation, budget or early termination) or None (`SpexConfig.auto`, the library default).
     `preset` ("artifact", "modern", "legacy"; see spex_graph.sim.presets) with `gpu`
     ("h100", "h200") replaces `profile`, `reward_profile` and `workload` by the
     preset's and sets its depth cap (unless `max_depth` is given).
@@ -138,14 +138,17 @@ def sim_context(
         policy_engine if shared_engine else SimEngine(reward_profile or profile, name="reward")
     )
     task: SimTask = SimTask(workload) if recorded is None else RecordedTask(recorded)
-    if spex is None or spex is True:
+    policy = SimBackend(policy_engine, recorded or workload, delimiter=task.step_delimiter)
+    if spex is None:
+        spex_config = SpexConfig.auto(policy)
+    elif spex is True:
         spex_config = SpexConfig()
     elif spex is False:
         spex_config = SpexConfig(speculation=False, budget=False, early_termination=False)
     else:
         spex_config = spex
     ctx = SearchContext.create(
-        SimBackend(policy_engine, recorded or workload, delimiter=task.step_delimiter),
+        policy,
         SimPRM(reward_engine, workload)
         if recorded is None
         else RecordedPRM(reward_engine, recorded),

@@ -27,6 +27,7 @@ from spex_graph.backends.base import BackendCapabilities, Completion, Generation
 from spex_graph.backends.load import EngineLoad
 from spex_graph.errors import BackendUnavailableError
 from spex_graph.sim.engine import SimEngine
+from spex_graph.sim.profiles import GpuProfile
 from spex_graph.sim.workload import (
     SimStep,
     parse_problem_id,
@@ -119,7 +120,15 @@ class SimBackend:
             logprobs=True,
             shares_prefix_cache=self.engine.prefix_cache,
             max_concurrency=self.engine.profile.max_running_requests,
+            batch_cost=batch_cost(self.engine.profile),
+            can_promote=True,
+            reports_load=True,
         )
+
+    async def promote(self, request_id: str, priority: int) -> None:
+        """Raise the request's continuations to `priority` on the engine."""
+        for rid in self._active.get(request_id, ()):
+            self.engine.promote(rid, priority)
 
     def continuation(
         self, request: GenerationRequest, seed: int
@@ -231,19 +240,7 @@ class SimBackend:
 
     async def load(self) -> EngineLoad:
         """The engine's load, in the shape SGLang's `/v1/loads` gives the budget controller."""
-        snap = self.engine.load()
-        return EngineLoad(
-            running=snap.running,
-            waiting=snap.waiting,
-            token_usage=snap.kv_usage,
-            raw={
-                "num_running_reqs": snap.running,
-                "num_waiting_reqs": snap.waiting,
-                "num_used_tokens": snap.kv_used_tokens,
-                "max_total_num_tokens": snap.kv_capacity_tokens,
-                "max_running_requests": self.engine.profile.max_running_requests,
-            },
-        )
+        return engine_load(self.engine)
 
     async def health(self) -> None:
         """Raise BackendUnavailableError when closed."""
@@ -256,6 +253,30 @@ class SimBackend:
         for ids in list(self._active.values()):
             for rid in ids:
                 self.engine.abort(rid)
+
+
+def engine_load(engine: SimEngine) -> EngineLoad:
+    """A simulated engine's load as an `EngineLoad` (SGLang `/v1/loads` fields in `raw`)."""
+    snap = engine.load()
+    return EngineLoad(
+        running=snap.running,
+        waiting=snap.waiting,
+        token_usage=snap.kv_usage,
+        raw={
+            "num_running_reqs": snap.running,
+            "num_waiting_reqs": snap.waiting,
+            "num_used_tokens": snap.kv_used_tokens,
+            "max_total_num_tokens": snap.kv_capacity_tokens,
+            "max_running_requests": engine.profile.max_running_requests,
+        },
+    )
+
+
+def batch_cost(profile: GpuProfile, context: float = 1024.0) -> float:
+    """What one more decoding sequence adds to a one-sequence decode step on `profile`
+    (`BackendCapabilities.batch_cost`), from the profile's own step-time model."""
+    one = profile.decode_step_time(1, context)
+    return profile.decode_step_time(2, context) / one - 1.0 if one > 0 else 0.0
 
 
 def _tokens_upto(pieces: list[tuple[str, int]], chars: int) -> int:

@@ -17,6 +17,18 @@ seconds of loop time (virtual on a `VirtualEventLoop`). A request finishes when
 it has generated its `output_tokens`; `output_tokens=0` is a prefill-only
 request (a reward model's scoring pass) that finishes with its prefill.
 
+Priority scheduling follows stock SGLang with `--enable-priority-scheduling`
+(`scheduler.py::_get_new_batch_prefill_raw`, `schedule_policy.py::preempt_to_schedule`):
+the queue is ordered by priority, then arrival; when the running batch is full
+by count (`max_running_requests`), a waiting request may pre-empt running ones
+whose priority is lower by more than `preemption_threshold` (default 10),
+lowest priority and newest first, as many as its KV reservation needs. A
+pre-empted request goes back to the queue and keeps the tokens it generated;
+readmitted, it recomputes prompt (minus cached prefix) and those tokens. Stock
+SGLang does not pre-empt when only the KV pool is short; `preemption="strict"`
+does (an option, not SGLang), and `preemption="off"` is
+`--disable-priority-preemption`. `priority_scheduling=False` is plain FCFS.
+
 Prefix cache: a request names the prompt prefixes it contains at step
 boundaries, as `(key, tokens up to there)` pairs, shortest first. At admission
 the longest chain of leading keys already cached counts as cached tokens (at
@@ -77,6 +89,8 @@ class RequestLog:
     finished_at: float | None = None
     outcome: str = "pending"
     generated_tokens: int = 0
+    preempted: int = 0
+    """Times the request was pre-empted (freed and re-queued) for a higher priority."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +156,7 @@ class EngineStats:
     cached_tokens: int = 0
     finished: int = 0
     aborted: int = 0
+    preempted: int = 0
     batch_sizes: list[int] = field(default_factory=list)
     first_submit_at: float | None = None
     last_finish_at: float | None = None
@@ -169,10 +184,17 @@ class _Req:
     seq: int
     joined_step: int = 0
     finish_step: int = 0
+    admission: int = 0
+    done_tokens: int = 0  # generated before the last pre-emption
 
     @property
     def reserve(self) -> int:
         return self.log.prompt_tokens + self.log.output_tokens
+
+    @property
+    def context0(self) -> int:
+        """KV tokens at admission: the prompt plus tokens kept from before a pre-emption."""
+        return self.log.prompt_tokens + self.done_tokens
 
 
 class SimEngine:
@@ -197,12 +219,22 @@ class SimEngine:
         name: str = "engine",
         prefix_cache: bool = True,
         spec_decoding: SpecDecoding | None = None,
+        priority_scheduling: bool = True,
+        preemption: str = "sglang",
+        preemption_threshold: int = 10,
     ):
-        """An idle engine for `profile` (with token-level speculative decoding if given)."""
+        """An idle engine for `profile` (with token-level speculative decoding if given;
+        scheduling options: see the module docstring)."""
+        if preemption not in ("off", "sglang", "strict"):
+            raise ValueError(f"preemption must be 'off', 'sglang' or 'strict', not {preemption!r}")
         self.profile = profile
         self.spec_decoding = spec_decoding
         self.name = name
         self.prefix_cache = prefix_cache
+        self.priority_scheduling = priority_scheduling
+        self.preemption = preemption if priority_scheduling else "off"
+        self.preemption_threshold = preemption_threshold
+        self._admissions = itertools.count(1)
         self.stats = EngineStats()
         self.log: list[RequestLog] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -279,15 +311,31 @@ class SimEngine:
         seq = next(self._seq)
         req = _Req(log, self._loop.create_future(), tuple(prefix), finish_key, seq)
         self._waiting[request_id] = req
-        heapq.heappush(self._queue, (-priority, seq, request_id))
+        self._enqueue(req)
         self._wake.set()
         return await req.future
+
+    def promote(self, request_id: str, priority: int) -> bool:
+        """Raise a queued or running request to at least `priority` (a primary request
+        joined it); returns whether it was found."""
+        req = self._waiting.get(request_id) or self._running.get(request_id)
+        if req is None:
+            return False
+        if priority > req.log.priority:
+            req.log.priority = priority
+            if request_id in self._waiting:
+                self._enqueue(req)
+                if self._wake is not None:
+                    self._wake.set()
+        return True
 
     def abort(self, request_id: str) -> bool:
         """Remove a queued or running request and free its KV; its waiter gets
         RequestCancelledError. Returns whether the request was found."""
         req = self._waiting.pop(request_id, None)
-        if req is None:
+        if req is not None:
+            req.log.generated_tokens = req.done_tokens  # kept from before a pre-emption
+        else:
             req = self._running.pop(request_id, None)
             if req is None:
                 return False
@@ -295,9 +343,10 @@ class SimEngine:
             if req.log.output_tokens > 0:
                 # tokens of finished iterations, plus the one in flight (already counted
                 # in stats.tokens_generated when the iteration began)
-                made = self._step - req.joined_step + (1 if self._iterating else 0)
+                this_run = self._tokens_this_run(req, in_flight=self._iterating)
+                made = req.done_tokens + this_run
                 if self.spec_decoding is not None:
-                    made = self.spec_decoding.tokens_after(made, req.log.output_tokens)
+                    # with speculative decoding, tokens are counted when a request ends
                     self.stats.tokens_generated += max(0, min(req.log.output_tokens, made))
                 req.log.generated_tokens = max(0, min(req.log.output_tokens, made))
         now = self.now()
@@ -352,13 +401,58 @@ class SimEngine:
             self._wake = asyncio.Event()
             self._task = loop.create_task(self._run(), name=f"sim-engine-{self.name}")
 
+    def _enqueue(self, req: _Req) -> None:
+        order = -req.log.priority if self.priority_scheduling else 0
+        heapq.heappush(self._queue, (order, req.seq, req.log.request_id))
+
     def _release(self, req: _Req) -> None:
         self._reserved -= req.reserve
         if req.joined_step < self._step and req.log.output_tokens > 0:
             # counted as a decoder since the iteration after it joined
             self._decoders -= 1
-            self._decode_prompt -= req.log.prompt_tokens
+            self._decode_prompt -= req.context0
             self._decode_joined -= req.joined_step + 1
+
+    def _preempt_for(self, req: _Req, count_full: bool) -> list[_Req]:
+        """Free running requests for `req` as SGLang's `preempt_to_schedule` does;
+        returns them (empty when the rule does not allow enough)."""
+        if self.preemption == "off" or not (count_full or self.preemption == "strict"):
+            return []
+        priority = req.log.priority
+        candidates = sorted(
+            (r for r in self._running.values() if r.joined_step < self._step),
+            key=lambda r: (r.log.priority, -r.log.submitted_at, -r.seq),
+        )
+        need = self._reserved + req.reserve - self.profile.kv_capacity_tokens
+        victims: list[_Req] = []
+        for victim in candidates:
+            if priority - victim.log.priority <= self.preemption_threshold:
+                break
+            victims.append(victim)
+            need -= victim.reserve
+            if need <= 0:
+                break
+        if not victims or need > 0:
+            return []
+        for victim in victims:
+            del self._running[victim.log.request_id]
+            self._release(victim)
+            generated = self._tokens_this_run(victim, in_flight=False)
+            victim.done_tokens = max(
+                0, min(victim.log.output_tokens - 1, victim.done_tokens + generated)
+            )
+            victim.log.preempted += 1
+            self.stats.preempted += 1
+        return victims
+
+    def _tokens_this_run(self, req: _Req, *, in_flight: bool) -> int:
+        """Output tokens `req` made since it was last admitted (the iteration in flight
+        included when `in_flight`)."""
+        iterations = self._step - req.joined_step + (1 if in_flight else 0)
+        remaining = req.log.output_tokens - req.done_tokens
+        if self.spec_decoding is None:
+            return max(0, min(remaining, iterations))
+        return self.spec_decoding.tokens_after(iterations, remaining)
 
     def _cached_prefix(self, req: _Req) -> int:
         if not self.prefix_cache:
@@ -386,40 +480,50 @@ class SimEngine:
 
     def _admit(self, now: float) -> tuple[list[_Req], int]:
         admitted: list[_Req] = []
+        preempted: list[_Req] = []
         prefill = 0
         profile = self.profile
         while self._queue:
-            _, _, rid = self._queue[0]
+            order, _, rid = self._queue[0]
             req = self._waiting.get(rid)
-            if req is None:  # aborted while queued
-                heapq.heappop(self._queue)
+            if req is None or (self.priority_scheduling and -order != req.log.priority):
+                heapq.heappop(self._queue)  # aborted while queued, or a stale entry
                 continue
-            if len(self._running) >= profile.max_running_requests:
-                break
-            if self._reserved + req.reserve > profile.kv_capacity_tokens:
-                break
             cached = self._cached_prefix(req)
-            uncached = req.log.prompt_tokens - cached
+            uncached = req.context0 - cached
             if admitted and prefill + uncached > profile.max_prefill_tokens:
                 break
+            count_full = len(self._running) >= profile.max_running_requests
+            kv_short = self._reserved + req.reserve > profile.kv_capacity_tokens
+            if count_full or kv_short:
+                freed = self._preempt_for(req, count_full)
+                if not freed:
+                    break
+                preempted.extend(freed)
             heapq.heappop(self._queue)
             del self._waiting[rid]
             prefill += uncached
-            req.log.cached_tokens = cached
-            req.log.started_at = now
+            if req.log.started_at is None:
+                req.log.cached_tokens = cached
+                req.log.started_at = now
             req.joined_step = self._step
+            remaining = req.log.output_tokens - req.done_tokens
             sd = self.spec_decoding
-            iterations = sd.iterations_for(req.log.output_tokens) if sd else req.log.output_tokens
+            iterations = sd.iterations_for(remaining) if sd else remaining
             req.finish_step = self._step + max(1, iterations)
+            req.admission = next(self._admissions)
             self._running[rid] = req
             self._reserved += req.reserve
-            heapq.heappush(self._finish_heap, (req.finish_step, req.seq, rid))
+            heapq.heappush(self._finish_heap, (req.finish_step, req.admission, rid))
             if self.prefix_cache:
                 previous = 0
                 for key, tokens in req.prefix:
                     self._insert(key, tokens - previous)
                     previous = tokens
             admitted.append(req)
+        for req in preempted:
+            self._waiting[req.log.request_id] = req
+            self._enqueue(req)
         if admitted:
             self._evict()
         return admitted, prefill
@@ -466,16 +570,16 @@ class SimEngine:
             for req in admitted:
                 if req.log.output_tokens > 0 and req.log.request_id in self._running:
                     self._decoders += 1
-                    self._decode_prompt += req.log.prompt_tokens
+                    self._decode_prompt += req.context0
                     self._decode_joined += req.joined_step + 1
             self._finish(loop.time())
 
     def _finish(self, now: float) -> None:
         heap = self._finish_heap
         while heap and heap[0][0] <= self._step:
-            _, seq, rid = heapq.heappop(heap)
+            _, admission, rid = heapq.heappop(heap)
             req = self._running.get(rid)
-            if req is None or req.seq != seq:  # aborted (the id may have been reused)
+            if req is None or req.admission != admission:  # aborted, pre-empted or id reused
                 continue
             del self._running[rid]
             self._release(req)

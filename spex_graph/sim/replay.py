@@ -257,7 +257,9 @@ class ReplayReward:
         steps = list(request.steps)
         total = self.prompt_tokens + sum(self._sizes.get(s.strip(), len(s) // 4) for s in steps)
         keys = _keys("prm", request.question, steps, total, self._sizes, "\n\n")
-        await self.engine.generate(request.request_id, total, 0, prefix=keys, kind="reward")
+        await self.engine.generate(
+            request.request_id, total, 0, prefix=keys, priority=request.priority, kind="reward"
+        )
         return value
 
     async def cancel(self, request_id: str) -> None:

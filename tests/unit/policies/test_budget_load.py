@@ -1,0 +1,127 @@
+"""The budget under load: both engines' reports, revocation, value order, `auto()`."""
+
+from __future__ import annotations
+
+import pytest
+
+from spex_graph.backends.base import GPU_BATCH_COST, BackendCapabilities
+from spex_graph.backends.embedded.bench import BenchResult, batch_cost
+from spex_graph.backends.fake import ScriptedBackend
+from spex_graph.policies.budget import BudgetController, BusyMeter
+from spex_graph.policies.config import SpexConfig
+
+
+def _budget() -> BudgetController:
+    budget = BudgetController(tokens_per_request=10.0, fair=False)
+    budget.register("a", 4)
+    budget.register("b", 4)
+    return budget
+
+
+def test_a_full_policy_kv_pool_revokes_the_lowest_value_speculation_first() -> None:
+    budget = _budget()
+    revoked: list[float] = []
+    claims = budget.try_grant("a", 6, values=[0.9, 0.8, 0.5, 0.4, 0.2, 0.1])
+    for claim in claims:
+        claim.revoke = lambda v=claim.value: revoked.append(v)
+    assert len(claims) == 6 and budget.spec_tokens == 60
+    budget.observe_load(running=10, waiting=0, kv_usage=0.7, max_running=64)
+    # KV at 70%: M halves to 60 tokens, so nothing to revoke yet
+    assert budget.capacity == pytest.approx(60.0)
+    assert revoked == []
+    budget.observe_load(running=10, waiting=0, kv_usage=0.85, max_running=64)
+    assert budget.capacity == 0.0
+    assert revoked == [0.1, 0.2, 0.4, 0.5, 0.8, 0.9]  # cheapest first, all of it
+    assert budget.spec_tokens == 0 and budget.revoked == 6
+
+
+def test_a_queue_on_the_reward_engine_shrinks_m_to_zero() -> None:
+    budget = _budget()  # widths 8: M is 0 from a queue of 8 / 16 = 0.5 requests on
+    assert budget.reward_scale == 1.0
+    budget.observe_reward_load(waiting=3)
+    assert budget.reward_scale == 0.0 and budget.capacity == 0.0
+    for _ in range(5):  # the peak decays 20% per report once the queue is gone
+        budget.observe_reward_load(waiting=0)
+    assert 0.0 < budget.reward_scale < 1.0
+    for _ in range(30):
+        budget.observe_reward_load(waiting=0)
+    assert budget.reward_scale > 0.99
+
+
+def test_valuable_speculation_displaces_cheaper_speculation_of_other_queries() -> None:
+    budget = _budget()  # M = 1.5 x 8 x 10 = 120 tokens
+    cheap = budget.try_grant("a", 12, values=[0.1] * 12)
+    cancelled: list[int] = []
+    for i, claim in enumerate(cheap):
+        claim.revoke = lambda i=i: cancelled.append(i)
+    assert budget.free() == 0
+    assert budget.try_grant("b", 1, values=[0.15]) == []  # not worth twice as much
+    better = budget.try_grant("b", 2, values=[0.9, 0.8])
+    assert len(better) == 2 and len(cancelled) == 2
+    assert budget.spec_tokens == 120  # the pool stays within M
+
+
+def test_speculative_scoring_waits_for_an_idle_reward_engine() -> None:
+    budget = _budget()
+    assert not budget.allow_speculative_score(0.0)  # busy until shown otherwise
+    assert budget.allow_speculative_score(10.0)  # 10 s without primary scoring
+    budget.reward_started(10.0)
+    assert not budget.allow_speculative_score(15.0)
+    budget.reward_finished(15.0)
+    budget.observe_reward_load(waiting=1)
+    assert not budget.allow_speculative_score(30.0)  # something waits in its queue
+    budget.observe_reward_load(waiting=0)
+    assert budget.allow_speculative_score(30.0)
+    reference = BudgetController(load_aware=False)
+    assert reference.allow_speculative_score(0.0)
+
+
+def test_busy_meter_is_a_time_weighted_fraction() -> None:
+    meter = BusyMeter(tau=1.0, fraction=0.0)
+    meter.change(+1, 0.0)
+    assert meter.busy(1.0) == pytest.approx(1 - 1 / 2.718281828, rel=1e-6)
+    meter.change(-1, 1.0)
+    assert meter.busy(50.0) < 1e-9
+
+
+def test_auto_speculates_only_where_batching_is_nearly_free() -> None:
+    class Costly(ScriptedBackend):
+        @property
+        def capabilities(self) -> BackendCapabilities:
+            return BackendCapabilities(batch_cost=0.67)
+
+    class Unknown(ScriptedBackend):
+        @property
+        def capabilities(self) -> BackendCapabilities:
+            return BackendCapabilities()
+
+    gpu = SpexConfig.auto(ScriptedBackend())
+    assert gpu.speculation and gpu.budget and not gpu.early_termination
+    assert SpexConfig.auto(Costly()) == SpexConfig.baseline()
+    assert SpexConfig.auto(Unknown()) == SpexConfig.baseline()
+    assert SpexConfig.auto() == SpexConfig.baseline()
+    assert GPU_BATCH_COST <= 0.05
+
+
+def test_the_embedded_engine_batch_cost_from_a_measurement() -> None:
+    # the README's 2-core 0.5B measurement: 43.3 tok/s at 1 branch, 60.7 at 8
+    results = [BenchResult(1, 433, 10.0), BenchResult(8, 607, 10.0)]
+    assert batch_cost(results) == pytest.approx((8 / (60.7 / 43.3) - 1) / 7)
+    assert batch_cost([BenchResult(1, 10, 1.0)]) is None
+
+
+def test_the_library_default_is_auto() -> None:
+    from helpers import AnswerReward, toy_math_script
+
+    from spex_graph.context import SearchContext
+    from spex_graph.sim import sim_context
+
+    class Costly(ScriptedBackend):
+        @property
+        def capabilities(self) -> BackendCapabilities:
+            return BackendCapabilities(batch_cost=0.67, seeded=True)
+
+    ctx = SearchContext.create(Costly(script=toy_math_script()), AnswerReward(), task="gsm8k")
+    assert ctx.spex == SpexConfig.baseline() and ctx.dispatcher.budget is None
+    sim, _ = sim_context("rebase", width=4)
+    assert sim.spex.speculation and sim.dispatcher.budget is not None
