@@ -1,14 +1,53 @@
 """Adaptive early termination: stop a query once its answer is settled.
 
-Finished leaves are grouped by equivalent answer and weighted by their
-minimum step reward. With W1, W2 the two heaviest classes' total weights and
-n2 the second class's size, the query stops when
+Two rules, both pure functions (no I/O, no clock):
+
+**paper** (`should_stop`, SPEX's heuristic). Finished leaves are grouped by
+equivalent answer and weighted by their minimum step reward. With W1, W2 the
+two heaviest classes' total weights and n2 the second class's size, the query
+stops when
 
     W1 - W2 > alpha * remaining_width * (W2 / n2)
 
-(the leading class could not be overtaken even if every remaining leaf joined
-the runner-up with its average weight) and the leading class's median leaf
-weight exceeds a threshold. Pure functions: no I/O, no clock.
+(the leading class could not be overtaken if every remaining leaf joined the
+runner-up with the runner-up's *average* weight) and the leading class's
+median leaf weight exceeds a threshold. Later leaves can be heavier than the
+runner-up's average, so this can change the answer.
+
+**safe** (`safe_stop`). It ranks the classes exactly as the algorithm's final
+vote does (its `vote` method and `aggregation`) and stops only when no leaf
+the search could still produce can change the winner. With R an upper bound
+on the voting leaves still to come (`leaf_bound.max_new_leaves`) and every
+reward in [0, 1] (so every leaf weight, under min, last, mean or prod, lies in
+[0, w_max] with w_max = 1; a majority vote counts each leaf as 1):
+
+* weighted and majority voting stop when  W1 - W2 > R * w_max;
+* "best" voting (the single best leaf's class) stops when the leader's best
+  leaf already scores w_max and the leader is the first class seen;
+* any vote stops when R = 0.
+
+Proof (weighted / majority). Let W1 be the leader's weight and W2 the largest
+other class's. Voters never leave (TERMINAL is final) and their weights never
+change (rewards are set once). Say a_j of the at most R future leaves join
+class j (Σ a_j ≤ R), each adding at least 0 and at most w_max. At the end
+the leader weighs F1 ≥ W1 and any other class
+
+    F_j ≤ W_j + a_j w_max ≤ W2 + R w_max < W1 ≤ F1;
+
+a class that does not exist yet ends with at most R w_max < W1 - W2 ≤ W1. The inequality is
+strict, so tie-breaking never decides, and the leader's key (its first
+leaf's answer) does not change: the full search returns the same answer.
+(Its chosen *path* may differ: a later leaf of the same class may score
+higher.)
+
+Proof (best). The leader's best score w_max cannot be exceeded, and a later
+leaf that equals it ties; ties go to the class seen first, which is the
+leader (new classes come after it). ∎
+
+Under exact speculation the tree at every check is the baseline's tree at the
+same point (speculative work only enters the tree when the real search asks
+for it), and R bounds what the *baseline* would still add, so exact mode plus
+the safe rule gives the baseline's answer on every query.
 """
 
 from __future__ import annotations
@@ -18,6 +57,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from spex_graph.tree import NodeStatus, SearchTree
+from spex_graph.voting import Aggregation, AnswerTally, VoteMethod
+
+W_MAX = 1.0
+"""Largest weight a leaf can carry when every reward lies in [0, 1]."""
 
 
 @dataclass(frozen=True)
@@ -37,20 +80,20 @@ def answer_classes(
     tree: SearchTree, equivalent: Callable[[str, str], bool]
 ) -> list[tuple[str, list[float]]]:
     """Finished leaves with answers grouped by equivalent answer: (answer, leaf weights),
-    heaviest class first (ties: first seen). A leaf's weight is its min step reward."""
-    classes: list[tuple[str, list[float]]] = []
+    heaviest class first (ties: first seen). A leaf's weight is its min step reward.
+
+    Regroups every leaf; a live search keeps a `voting.TreeTally` instead."""
+    tally = AnswerTally(equivalent, ("min",))
     for leaf in tree.leaves():
-        if leaf.answer is None:
-            continue
-        weight = min(tree.path_rewards(leaf.id), default=0.0)
-        for answer, weights in classes:
-            if answer == leaf.answer or equivalent(answer, leaf.answer):
-                weights.append(weight)
-                break
-        else:
-            classes.append((leaf.answer, [weight]))
-    order = sorted(range(len(classes)), key=lambda i: (-sum(classes[i][1]), i))
-    return [classes[i] for i in order]
+        if leaf.answer is not None:
+            tally.add(leaf.id, leaf.answer, tree.path_rewards(leaf.id))
+    return paper_classes(tally)
+
+
+def paper_classes(tally: AnswerTally) -> list[tuple[str, list[float]]]:
+    """The paper rule's view of a tally (it must hold "min" scores): (answer, leaf
+    weights), heaviest class first."""
+    return [(c.answer, c.scores["min"]) for c in tally.ranked("weighted", "min")]
 
 
 def should_stop(
@@ -62,7 +105,7 @@ def should_stop(
     alpha: float,
     threshold: float,
 ) -> StopDecision:
-    """The early-termination rule (see the module docstring).
+    """The paper's early-termination rule (see the module docstring).
 
     Args:
         classes: answer classes, heaviest first (from `answer_classes`).
@@ -90,6 +133,45 @@ def should_stop(
         median,
         remaining,
     )
+
+
+def safe_stop(
+    tally: AnswerTally,
+    *,
+    method: VoteMethod,
+    aggregation: Aggregation,
+    new_leaves: int | None,
+    rewards_in_unit_range: bool = True,
+) -> StopDecision:
+    """The safe rule (see the module docstring for the bound and its proof).
+
+    Args:
+        tally: the finished leaves' classes; must hold `aggregation` scores.
+        method, aggregation: the algorithm's final vote.
+        new_leaves: R, at most this many voting leaves are still to come
+            (`leaf_bound.max_new_leaves`); None: unknown, never stop.
+        rewards_in_unit_range: every reward seen so far lies in [0, 1]. The
+            bound assumes it (the RewardModel contract); a reward outside it
+            voids the proof, so weighted and best votes then never stop.
+    """
+    if new_leaves is None:
+        return StopDecision(False, "no leaf bound for this algorithm")
+    if not tally.classes:
+        return StopDecision(False, "no answer yet", remaining=new_leaves)
+    if method != "majority" and not rewards_in_unit_range:
+        return StopDecision(False, "reward outside [0, 1]", remaining=new_leaves)
+    ranked = tally.ranked(method, aggregation)
+    leader = ranked[0]
+    w1 = leader.weight(method, aggregation)
+    w2 = ranked[1].weight(method, aggregation) if len(ranked) > 1 else 0.0
+    n2 = ranked[1].count if len(ranked) > 1 else 0
+    if new_leaves == 0:
+        settled = True
+    elif method == "best":
+        settled = w1 >= W_MAX and leader.index == 0
+    else:
+        settled = w1 - w2 > new_leaves * W_MAX
+    return StopDecision(settled, "settled" if settled else "contested", w1, w2, n2, 0.0, new_leaves)
 
 
 def prune_trailing(
