@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from spex_graph.errors import ConfigError
 from spex_graph.policies.config import SpexConfig
 
@@ -9,14 +11,19 @@ MODES: dict[str, str] = {
     "baseline": "the plain search: no speculation, no budget, no early termination",
     "spec-only": "speculation without any budget (unbounded)",
     "budget-only": "speculation under the reference's budget (first-come, no load or fairness)",
-    "et-only": "early termination alone",
-    "spex": "speculation + load-aware fair budget (+ early termination with --early-termination)",
+    "et-only": "early termination alone (the --early-termination rule, default paper)",
+    "spex": "speculation + load-aware fair budget (+ the --early-termination rule, if given)",
     "oracle": "perfect foresight: each chosen child starts when its parent's text exists",
 }
 
 
-def spex_config(mode: str, *, early_termination: bool = False) -> SpexConfig:
-    """The SpexConfig of a mode (the oracle runs on spec-only plumbing)."""
+def spex_config(
+    mode: str, *, early_termination: Literal[False, "paper", "safe"] = False
+) -> SpexConfig:
+    """The SpexConfig of a mode (the oracle runs on spec-only plumbing).
+
+    `early_termination` is the rule `et-only` uses ("paper" when False) and the
+    one `spex` adds (none when False)."""
     if mode == "baseline":
         return SpexConfig.baseline()
     if mode in ("spec-only", "oracle"):
@@ -24,7 +31,9 @@ def spex_config(mode: str, *, early_termination: bool = False) -> SpexConfig:
     if mode == "budget-only":
         return SpexConfig(budget_load_aware=False, budget_fair=False, early_termination=False)
     if mode == "et-only":
-        return SpexConfig(speculation=False, budget=False, early_termination=True)
+        return SpexConfig(
+            speculation=False, budget=False, early_termination=early_termination or "paper"
+        )
     if mode == "spex":
         return SpexConfig(early_termination=early_termination)
     raise ConfigError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")

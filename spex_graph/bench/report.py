@@ -21,6 +21,7 @@ JSON schema (`spex bench --json`):
           "speedup": float | null,                  # baseline mean / this mean
           "oracle_fraction": float | null,          # speedup / oracle speedup
           "same_answers_as_baseline": float,        # fraction of queries
+          "early_stopped": int,                     # queries that stopped early
           "answers": [str | null, ...],             # in query order
           "latencies_s": [float, ...],
           "wall_s": float                           # real seconds on this machine
@@ -110,6 +111,7 @@ def mode_metrics(run: ModeRun, baseline: ModeRun | None) -> dict[str, Any]:
         "speedup": None,
         "oracle_fraction": None,
         "same_answers_as_baseline": same,
+        "early_stopped": sum(r.get("stop_reason") == "early-stop" for r in ok),
         "answers": answers,
         "latencies_s": latencies,
         "wall_s": run.wall_s,
@@ -168,6 +170,7 @@ def format_table(report: dict[str, Any]) -> str:
             ),
         ),
         ("same ans", "{:>8}", lambda m, k: f"{100 * m['same_answers_as_baseline']:.0f}%"),
+        ("ET", "{:>4}", lambda m, k: str(m.get("early_stopped", 0))),
     ]
     header = " ".join(fmt.format(name) for name, fmt, _ in cols)
     lines = [header, "-" * len(header)]
@@ -178,5 +181,6 @@ def format_table(report: dict[str, Any]) -> str:
         f"{spec['backend']} {spec['algorithm']} width {spec['width']}, {spec['queries']} queries, "
         f"concurrency {spec['concurrency']}"
         + (f", profile {spec['profile']}" if spec["backend"] == "sim" else f", {spec['dataset']}")
+        + (f", early termination {spec['early_termination']}" if spec["early_termination"] else "")
     )
     return "\n".join(lines)
