@@ -65,7 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--concurrency", type=int, default=1)
     bench.add_argument("--modes", default="baseline,spex,oracle")
     bench.add_argument("--dataset", default="gsm8k", help="real backends: gsm8k, math500, game24")
-    bench.add_argument("--profile", default="h100-7b", help="sim: h100-7b, h200-7b, h100-8b")
+    bench.add_argument(
+        "--preset",
+        default="artifact",
+        help="sim: artifact (the paper's setting), modern (today's stack) or legacy",
+    )
+    bench.add_argument("--gpu", default="h100", help="sim: h100 or h200 for the preset's GPUs")
+    bench.add_argument(
+        "--profile", default=None, help="sim: h100-7b, h200-7b or h100-8b for both engines"
+    )
     bench.add_argument("--shared-engine", action="store_true", help="sim: policy+PRM on one GPU")
     bench.add_argument(
         "--early-termination",
@@ -256,6 +264,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         modes=args.modes,
         dataset=args.dataset,
+        preset=args.preset,
+        gpu=args.gpu,
         profile=args.profile,
         shared_engine=args.shared_engine,
         early_termination=args.early_termination,

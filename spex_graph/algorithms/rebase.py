@@ -7,14 +7,20 @@ share the *remaining* width, where
     remaining = width − (finished leaves so far)
 
 so every finished leaf (an answer, the end of the text or the depth cap)
-frees one unit of width. Each live node `j` gets
+frees one unit of width. Each live node gets a share of `remaining` by
+softmax(reward / temperature), rounded the way the reference code rounds it
+(`allocation="reference"`, the default; `select_softmax` in the REBASE and
+SPEX artifacts, PKU-SEC-Lab/SPEX utils.py): sort the nodes by reward, best
+first, with e_i = exp(reward_i / T), and give
 
-    n_j = round(remaining · softmax(reward / temperature)_j)
+    n_i = ceil(W_i · e_i / Σ_{j ≥ i} e_j),   W_1 = remaining,   W_{i+1} = W_i − n_i
 
-children, rounded with the largest-remainder method so the widths sum to
-`remaining` exactly (equal remainders go to the lower node id). A node that
-gets 0 children is PRUNED. The search stops when `remaining ≤ 0` or when no
-live node is left; the finished leaves then vote on the answer.
+children, so the best nodes are rounded up and the widths still sum to
+`remaining` exactly. `allocation="largest-remainder"` rounds
+`remaining · softmax_j` with the largest-remainder method instead (equal
+remainders to the lower node id). A node that gets 0 children is PRUNED. The
+search stops when `remaining ≤ 0` or when no live node is left; the finished
+leaves then vote on the answer.
 
 The selection itself is the pure function `rebase_allocate` (also the method
 `Rebase.allocate`): SPEX calls it with partial or predicted rewards to guess
@@ -42,10 +48,21 @@ from spex_graph.algorithms._common import (
     reward_of,
 )
 from spex_graph.algorithms.base import ExpandOrder, SearchState
+from spex_graph.errors import ConfigError
 from spex_graph.tree import SearchTree
 from spex_graph.voting import Aggregation, VoteMethod
 
-__all__ = ["Rebase", "apportion", "rebase_allocate", "softmax_weights"]
+__all__ = [
+    "ALLOCATIONS",
+    "Rebase",
+    "apportion",
+    "rebase_allocate",
+    "reference_apportion",
+    "softmax_weights",
+]
+
+ALLOCATIONS = ("reference", "largest-remainder")
+"""How REBASE rounds its softmax shares (see the module docstring)."""
 
 
 def _finite(x: float) -> float:
@@ -97,14 +114,54 @@ def apportion(weights: Mapping[int, float], total: int) -> dict[int, int]:
     return out
 
 
+def reference_apportion(
+    rewards: Mapping[int, float], total: int, temperature: float
+) -> dict[int, int]:
+    """The reference code's rounding of softmax shares (REBASE / SPEX `select_softmax`).
+
+    Nodes in descending reward order (equal rewards: lower id first) get
+    `ceil(W · e_i / Σ_{j ≥ i} e_j)` each, W shrinking by every grant. Shares within
+    1e-9 of an integer count as that integer (float noise must not round a whole
+    share up). Non-finite rewards count as 0.0. Sums to `max(total, 0)`.
+    """
+    ids = sorted(rewards, key=lambda i: (-_finite(rewards[i]), i))
+    out = dict.fromkeys(sorted(rewards), 0)
+    if total <= 0 or not ids:
+        return out
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    top = _finite(rewards[ids[0]])
+    exps = [math.exp((_finite(rewards[i]) - top) / temperature) for i in ids]
+    tails = [0.0] * (len(ids) + 1)
+    for k in range(len(ids) - 1, -1, -1):
+        tails[k] = tails[k + 1] + exps[k]
+    left = total
+    for k, i in enumerate(ids):
+        if left <= 0:
+            break
+        share = left * exps[k] / tails[k] if tails[k] > 0 else float(left)
+        n = min(left, max(0, math.ceil(share - 1e-9)))
+        out[i] = n
+        left -= n
+    return out
+
+
 def rebase_allocate(
-    rewards: Mapping[int, float], budget: int, temperature: float = 0.2
+    rewards: Mapping[int, float],
+    budget: int,
+    temperature: float = 0.2,
+    allocation: str = "reference",
 ) -> dict[int, int]:
     """REBASE's selection: children per node, from the rewards and the remaining width.
 
     Pure: depends only on its arguments. Returns a count for every node in
     `rewards` (0 = prune); the counts sum to `max(budget, 0)` exactly.
+    `allocation`: "reference" (the reference code's rounding) or "largest-remainder".
     """
+    if allocation == "reference":
+        return reference_apportion(rewards, budget, temperature)
+    if allocation != "largest-remainder":
+        raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
     return apportion(softmax_weights(rewards, temperature), budget)
 
 
@@ -117,6 +174,8 @@ class Rebase:
             and the width shared by every layer (finished leaves free width).
         temperature: softmax temperature over step rewards; lower concentrates
             the width on the best nodes (must be > 0).
+        allocation: "reference" (default: the reference code's ceil rounding) or
+            "largest-remainder".
         aggregation: how a leaf's path rewards combine into its vote weight.
         vote: how the finished leaves pick the final answer.
         max_depth: the depth cap (steps); the driver marks nodes this deep TERMINAL.
@@ -126,6 +185,7 @@ class Rebase:
 
     width: int = 16
     temperature: float = 0.2
+    allocation: str = "reference"
     aggregation: Aggregation = "min"
     vote: VoteMethod = "weighted"
     max_depth: int = 20
@@ -133,12 +193,17 @@ class Rebase:
     def __post_init__(self) -> None:
         check_int(self.name, "width", self.width, 1)
         check_float(self.name, "temperature", self.temperature, low=0.0, low_open=True)
+        if self.allocation not in ALLOCATIONS:
+            raise ConfigError(
+                f"rebase: allocation must be one of {', '.join(ALLOCATIONS)}, "
+                f"got {self.allocation!r}"
+            )
         check_vote(self.name, self.vote, self.aggregation)
         check_int(self.name, "max_depth", self.max_depth, 1)
 
     def allocate(self, rewards: Mapping[int, float], budget: int) -> dict[int, int]:
         """`rebase_allocate` at this config's temperature (pure)."""
-        return rebase_allocate(rewards, budget, self.temperature)
+        return rebase_allocate(rewards, budget, self.temperature, self.allocation)
 
     def start(self, tree: SearchTree) -> SearchState:
         """The root gets `width` children."""

@@ -37,7 +37,11 @@ class BenchSpec:
         modes: comma-separated modes (see spex_graph.bench.modes.MODES).
         dataset: gsm8k / math500 / game24 for real backends; the sim uses its
             synthetic MATH-like trees.
-        profile: GPU profile of the simulated engine (h100-7b, h200-7b, h100-8b).
+        preset: sim: the calibrated setting (artifact, modern, legacy; see
+            spex_graph.sim.presets): workload, policy and reward GPUs, depth cap.
+        gpu: sim: h100 or h200 for the preset's engines.
+        profile: sim: a named profile (h100-7b, h200-7b, h100-8b) for both engines
+            instead of the preset's (None = the preset's).
         shared_engine: sim: policy and reward on one GPU instead of two.
         early_termination: the early-termination rule ("paper" or "safe") of the
             `et-only` mode, also added to the `spex` mode; False: `spex` without
@@ -55,7 +59,9 @@ class BenchSpec:
     concurrency: int = 1
     modes: str = "baseline,spex,oracle"
     dataset: str = "gsm8k"
-    profile: str = "h100-7b"
+    preset: str = "artifact"
+    gpu: str = "h100"
+    profile: str | None = None
     shared_engine: bool = False
     early_termination: Literal[False, "paper", "safe"] = False
     seed: int = 0
@@ -78,6 +84,11 @@ class ModeRun:
         engine_busy: busy seconds per simulated engine (None on real backends).
         engine_log: per-request engine log for plots (sim only).
         wall_s: real seconds the mode took on this machine.
+        engine_tokens: output tokens the policy engine generated, aborted requests'
+            included (sim only; None on real backends).
+        aborted_tokens: of those, tokens of requests aborted before they finished.
+        step_tokens: tokens of every generated node of the final trees.
+        preset: the simulator preset (sim only).
     """
 
     mode: str
@@ -89,6 +100,9 @@ class ModeRun:
     engine_busy: dict[str, float] | None = None
     engine_log: list[Any] = field(default_factory=list)
     wall_s: float = 0.0
+    engine_tokens: int | None = None
+    aborted_tokens: int = 0
+    preset: str | None = None
 
     @property
     def makespan(self) -> float:
@@ -170,11 +184,16 @@ def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[
     if spec.backend == SIM:
         from spex_graph.sim import PROFILES, sim_context
         from spex_graph.sim.clock import run_virtual
+        from spex_graph.sim.presets import get_preset
 
-        if spec.profile not in PROFILES:
-            raise ConfigError(
-                f"unknown profile {spec.profile!r}; choose from {', '.join(PROFILES)}"
-            )
+        preset = get_preset(spec.preset)
+        policy_profile, reward_profile = preset.profiles(spec.gpu)
+        if spec.profile is not None:
+            if spec.profile not in PROFILES:
+                raise ConfigError(
+                    f"unknown profile {spec.profile!r}; choose from {', '.join(PROFILES)}"
+                )
+            policy_profile = reward_profile = PROFILES[spec.profile]
 
         for mode in modes:
 
@@ -184,17 +203,29 @@ def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[
                 ctx, engines = sim_context(
                     algorithm=spec.algorithm,
                     width=spec.width,
-                    profile=PROFILES[spec.profile],
-                    shared_engine=spec.shared_engine,
+                    profile=policy_profile,
+                    reward_profile=reward_profile,
+                    workload=preset.workload,
+                    shared_engine=spec.shared_engine or preset.shared_engine,
                     spex=spex_config(mode, early_termination=spec.early_termination),
                     seed=spec.seed,
                     step_max_tokens=spec.step_max_tokens,
+                    max_depth=preset.max_depth,
                     algorithm_options=spec.algorithm_options,
                 )
                 problems = ctx.task.load(limit=spec.queries)
                 run = await run_mode(mode, ctx, problems, spec.concurrency, chosen)
+                policy = engines["policy"]
                 run.engine_busy = {name: e.stats.busy_time for name, e in engines.items()}
-                run.engine_log = list(engines["policy"].log)
+                run.engine_log = list(policy.log)
+                # the engine's own per-iteration counter (reward passes generate nothing)
+                run.engine_tokens = policy.stats.tokens_generated
+                run.aborted_tokens = sum(
+                    log.generated_tokens
+                    for log in policy.log
+                    if log.kind == "policy" and log.outcome == "aborted"
+                )
+                run.preset = preset.name
                 return run
 
             runs.append(run_virtual(sim_mode()))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from spex_graph.algorithms.base import ExpandOrder
+from spex_graph.backends.base import Completion
+from spex_graph.context import SearchContext
 from spex_graph.nodes.common import (
     context_of,
     dump,
@@ -15,10 +18,36 @@ from spex_graph.nodes.common import (
     load_tree,
     speculator_for,
 )
-from spex_graph.requests import generation_builder
-from spex_graph.runtime.dispatcher import ExpansionKey
+from spex_graph.requests import generation_builder, score_request
+from spex_graph.runtime.dispatcher import ExpansionKey, QuerySession
 from spex_graph.state import SearchGraphState
+from spex_graph.tasks.base import Problem
 from spex_graph.terminal import classify_child
+
+
+def _score_when_ready(
+    ctx: SearchContext,
+    session: QuerySession,
+    problem: Problem,
+    steps: list[str],
+    key: ExpansionKey,
+    task: asyncio.Future[Completion],
+) -> None:
+    """Submit the child's scoring as soon as its text is ready (the evaluate node joins it)."""
+    if task.cancelled() or task.exception() is not None:
+        return
+    if session.has_score(key):
+        return
+    completion = task.result()
+    request = score_request(
+        ctx,
+        problem,
+        [*steps, completion.text.strip()],
+        f"{session.query_id}-r{'/'.join(map(str, key))}",
+        step_logprobs=completion.token_logprobs,
+        finish_reason=completion.finish_reason,
+    )
+    session.score(key, request)
 
 
 async def expand_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[str, Any]:
@@ -27,7 +56,8 @@ async def expand_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[st
     tree = load_tree(state)
     problem = load_problem(state)
     session = ctx.dispatcher.session(state["query_id"])
-    speculator_for(ctx, state)  # pipelines scoring as children finish
+    # the speculator pipelines scoring as children finish; without one, do it here
+    pipeline = speculator_for(ctx, state) is None and ctx.spex.pipeline_scoring
     orders = [ExpandOrder(**o) for o in state.get("orders", [])]
 
     jobs: list[tuple[ExpandOrder, ExpansionKey]] = []
@@ -40,7 +70,12 @@ async def expand_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[st
         for j in range(order.n):
             key = (*parent_key, first + j)
             build = generation_builder(ctx, problem, steps, key, until_end=order.until_end)
-            tasks.append(session.expand(key, build))
+            task = session.expand(key, build)
+            if pipeline:
+                task.add_done_callback(
+                    partial(_score_when_ready, ctx, session, problem, steps, key)
+                )
+            tasks.append(task)
             jobs.append((order, key))
         next_index[order.node_id] = first + order.n
 

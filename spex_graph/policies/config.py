@@ -42,6 +42,13 @@ class SpexConfig(BaseModel):
         budget_fair: share the speculative budget across queries by how useful
             their speculation has been and how unsettled their answer is.
 
+    Scoring:
+        pipeline_scoring: without speculation, score each branch the moment its text
+            is ready, as the REBASE and SPEX reference code does (`gen` then
+            `gen(forward_only=True)` per branch); False scores the whole layer after
+            the last branch (lock-step). With speculation on, scoring is always
+            pipelined.
+
     Early termination:
         early_termination: stop a query once its answer is settled. "safe" stops only
             when no leaf the search could still produce can change the answer (a
@@ -74,6 +81,8 @@ class SpexConfig(BaseModel):
     budget_factor: float = Field(1.5, gt=0.0, le=64.0)
     budget_load_aware: bool = True
     budget_fair: bool = True
+
+    pipeline_scoring: bool = True
 
     early_termination: bool | Literal["paper", "safe"] = False
     et_alpha_bfs: float = Field(1.0, ge=0.0)

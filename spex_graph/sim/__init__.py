@@ -96,13 +96,15 @@ def sim_context(
     workload: SyntheticWorkload = MATH_LIKE,
     shared_engine: bool = False,
     spex: SpexConfig | bool | None = None,
+    reward_profile: GpuProfile | None = None,
     **search_options: Any,
 ) -> tuple[SearchContext, dict[str, SimEngine]]:
     """A SearchContext over SimBackend + SimPRM on simulated GPUs, clocked by the loop.
 
     Call it where the virtual loop will run the search (or inside it); the
     engines bind to the loop on first use. `shared_engine=True` puts policy and
-    PRM on one GPU; else each has its own (the paper's two-GPU setup).
+    PRM on one GPU; else each has its own (the paper's two-GPU setup), the PRM's
+    timed by `reward_profile` (default: `profile`).
     `spex`: a SpexConfig, True (SPEX defaults), False (the plain baseline: no
     speculation, budget or early termination) or None (SpexConfig defaults).
     `search_options` go to `SearchContext.create` (seed, max_depth, ...).
@@ -111,7 +113,9 @@ def sim_context(
         (context, {"policy": engine, "reward": engine}) — the same engine twice when shared.
     """
     policy_engine = SimEngine(profile, name="policy")
-    reward_engine = policy_engine if shared_engine else SimEngine(profile, name="reward")
+    reward_engine = (
+        policy_engine if shared_engine else SimEngine(reward_profile or profile, name="reward")
+    )
     task = SimTask(workload)
     if spex is None or spex is True:
         spex_config = SpexConfig()

@@ -56,6 +56,8 @@ class RequestLog:
         prompt_tokens, output_tokens: sizes; cached_tokens: prompt tokens served from cache.
         submitted_at, started_at, finished_at: loop times (None until they happen).
         outcome: "pending", "finished" or "aborted".
+        generated_tokens: output tokens the engine produced for it (all of them when
+            finished; those produced before the abort when aborted).
     """
 
     request_id: str
@@ -68,6 +70,7 @@ class RequestLog:
     started_at: float | None = None
     finished_at: float | None = None
     outcome: str = "pending"
+    generated_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,7 @@ class SimEngine:
         self._decode_joined = 0
         self._cache: OrderedDict[Hashable, int] = OrderedDict()
         self._cache_tokens = 0
+        self._iterating = False
 
     # ------------------------------------------------------------------ public API
 
@@ -274,6 +278,11 @@ class SimEngine:
             if req is None:
                 return False
             self._release(req)
+            if req.log.output_tokens > 0:
+                # tokens of finished iterations, plus the one in flight (already counted
+                # in stats.tokens_generated when the iteration began)
+                made = self._step - req.joined_step + (1 if self._iterating else 0)
+                req.log.generated_tokens = max(0, min(req.log.output_tokens, made))
         now = self.now()
         req.log.outcome = "aborted"
         req.log.finished_at = now
@@ -421,7 +430,11 @@ class SimEngine:
             stats.cached_tokens += sum(r.log.cached_tokens for r in admitted)
             stats.tokens_generated += decoders + sum(1 for r in admitted if r.log.output_tokens)
             stats.batch_sizes.append(decoders + len(admitted))
-            await asyncio.sleep(dt)
+            self._iterating = True
+            try:
+                await asyncio.sleep(dt)
+            finally:
+                self._iterating = False
             self._step += 1
             for req in admitted:
                 if req.log.output_tokens > 0 and req.log.request_id in self._running:
@@ -442,6 +455,7 @@ class SimEngine:
             log = req.log
             log.finished_at = now
             log.outcome = "finished"
+            log.generated_tokens = log.output_tokens
             self.stats.finished += 1
             self.stats.last_finish_at = now
             if self.prefix_cache and req.finish_key is not None:

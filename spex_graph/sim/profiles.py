@@ -43,6 +43,31 @@ Sources (see /work/shared/SGLANG.md section 9 for the full citations):
   (srt/mem_cache/kv_cache_configurator.py).
 - max_prefill_tokens 16384: SGLang's `--max-prefill-tokens` default (ServerArgs;
   assumption, from memory of the server arguments).
+
+The paper's setting (the `artifact` preset, `spex_graph.sim.presets`):
+
+- Policy Llemma-metamath-7B, reward Llemma-34B PRM, each on its own GPU, tp 1;
+  the reward server with `--mem-fraction-static 0.85` (PKU-SEC-Lab/SPEX README,
+  scripts/run_policy.sh, scripts/run_reward.sh). The policy server passes no
+  memory fraction: SGLang's tp-1 default, taken as 0.88 (SGLANG.md section 9).
+- Llemma-7B = Code Llama 7B architecture: 6.74B parameters, 32 layers, 32 KV heads
+  (no GQA) x 128 dims => 32 x 32 x 128 x 2 x 2 B = 512 KiB of KV per token
+  (EleutherAI/llemma_7b config.json). Llemma-34B = Code Llama 34B: 33.7B
+  parameters, 48 layers, 8 KV heads x 128 => 192 KiB per token (EleutherAI/
+  llemma_34b config.json; issue #8 quotes both).
+- Eager mode: the artifact's SGLang fork (thu-wyz/sglang `reward-model`, SGLang
+  0.1.14 on vLLM 0.3.3) runs without CUDA graphs, ~11-12 ms per token at batch 1
+  for the 7B (figure quoted in issue #8, not measured here: an assumption until a
+  GPU run measures it). `step_overhead_s` = 6.5 ms reproduces 11.5 ms on an H100
+  (5.0 ms of weight reads + 6.5 ms of launch overhead); the 34B's overhead is
+  scaled by its layer count (48/32 => 9.75 ms).
+- GPU memory as the driver reports it: H100 SXM 81,559 MiB (79.6 GiB), H200
+  143,771 MiB (140.4 GiB) (nvidia-smi totals as commonly published; from memory,
+  check on a real card). KV capacity follows: (fraction x memory - weights) /
+  KV bytes per token.
+- Qwen2.5-Math-PRM-7B (the `modern` preset's reward): Qwen2.5-Math-7B's backbone
+  (28 layers, 4 KV heads: 56 KiB/token) with a 2-class head instead of the LM head:
+  ~7.07B parameters (7.62B minus the 0.54B-parameter LM head; derived).
 """
 
 from __future__ import annotations
@@ -52,6 +77,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 __all__ = [
+    "GPU_MEMORY_GIB",
     "H100_7B",
     "H100_8B",
     "H200_7B",
@@ -59,6 +85,10 @@ __all__ = [
     "GpuProfile",
     "calibrate",
     "kv_capacity_tokens",
+    "llemma_7b",
+    "llemma_34b",
+    "qwen_math_7b",
+    "qwen_math_prm_7b",
 ]
 
 GiB = 1024**3
@@ -216,6 +246,117 @@ bs=1 decode 6.29 ms/token (SGLang measured 6.3 ms). Sources: module docstring.
 
 PROFILES: dict[str, GpuProfile] = {"h100-7b": H100_7B, "h200-7b": H200_7B, "h100-8b": H100_8B}
 """Profiles by short name."""
+
+GPU_MEMORY_GIB: dict[str, float] = {"h100": 81559 / 1024, "h200": 143771 / 1024}
+"""Memory the driver reports per GPU, GiB (see the module docstring)."""
+_BANDWIDTH = {"h100": _H100_BW, "h200": _H200_BW}
+_GPU_NAME = {"h100": "H100-SXM-80GB", "h200": "H200-141GB"}
+_EAGER_OVERHEAD_PER_LAYER = 0.0065 / 32
+_CUDA_GRAPH_OVERHEAD = 0.0003
+
+
+def _gpu(gpu: str) -> str:
+    key = gpu.lower()
+    if key not in _BANDWIDTH:
+        raise ValueError(f"unknown GPU {gpu!r}; choose h100 or h200")
+    return key
+
+
+def _profile(
+    gpu: str,
+    model: str,
+    *,
+    params: float,
+    kv_bytes: int,
+    layers: int,
+    eager: bool,
+    mem_fraction: float,
+    max_running: int,
+) -> GpuProfile:
+    key = _gpu(gpu)
+    weights = 2 * params
+    return GpuProfile(
+        name=f"{_GPU_NAME[key]} / {model} (BF16{', eager' if eager else ''})",
+        hbm_bandwidth=_BANDWIDTH[key],
+        peak_flops=_PEAK_BF16,
+        params=params,
+        weight_bytes=weights,
+        kv_bytes_per_token=kv_bytes,
+        kv_capacity_tokens=kv_capacity_tokens(
+            GPU_MEMORY_GIB[key],
+            kv_bytes,
+            weights_gib=weights / GiB,
+            mem_fraction_static=mem_fraction,
+        ),
+        max_running_requests=max_running,
+        step_overhead_s=layers * _EAGER_OVERHEAD_PER_LAYER if eager else _CUDA_GRAPH_OVERHEAD,
+    )
+
+
+def llemma_7b(gpu: str = "h100") -> GpuProfile:
+    """Llemma-metamath-7B on one GPU, eager SGLang 0.1.14 (the artifact's policy).
+
+    6.74B params, 512 KiB KV/token, mem fraction 0.88; H100: ~118k KV tokens,
+    11.5 ms/token at batch 1. max_running_requests 4096 is assumed (the KV pool
+    binds long before it). Sources: module docstring.
+    """
+    return _profile(
+        gpu,
+        "Llemma-7B",
+        params=6.74e9,
+        kv_bytes=512 * KiB,
+        layers=32,
+        eager=True,
+        mem_fraction=0.88,
+        max_running=4096,
+    )
+
+
+def llemma_34b(gpu: str = "h100") -> GpuProfile:
+    """The Llemma-34B PRM on its own GPU, eager, `--mem-fraction-static 0.85` (the
+    artifact's reward server). 33.7B params (62.8 GiB), 192 KiB KV/token; H100:
+    ~27k KV tokens, ~36 ms per forward pass at small batch. Sources: module docstring.
+    """
+    return _profile(
+        gpu,
+        "Llemma-34B PRM",
+        params=33.7e9,
+        kv_bytes=192 * KiB,
+        layers=48,
+        eager=True,
+        mem_fraction=0.85,
+        max_running=4096,
+    )
+
+
+def qwen_math_7b(gpu: str = "h100") -> GpuProfile:
+    """Qwen2.5-Math-7B with CUDA graphs (the `modern` policy): H100_7B / H200_7B's
+    constants on the reported GPU memory. Sources: module docstring."""
+    return _profile(
+        gpu,
+        "Qwen2.5-Math-7B",
+        params=_QWEN7B_PARAMS,
+        kv_bytes=_QWEN7B_KV,
+        layers=28,
+        eager=False,
+        mem_fraction=0.88,
+        max_running=4096,
+    )
+
+
+def qwen_math_prm_7b(gpu: str = "h100") -> GpuProfile:
+    """Qwen2.5-Math-PRM-7B with CUDA graphs (the `modern` reward): ~7.07B params,
+    56 KiB KV/token. Sources: module docstring."""
+    return _profile(
+        gpu,
+        "Qwen2.5-Math-PRM-7B",
+        params=7.07e9,
+        kv_bytes=_QWEN7B_KV,
+        layers=28,
+        eager=False,
+        mem_fraction=0.88,
+        max_running=4096,
+    )
 
 
 def calibrate(

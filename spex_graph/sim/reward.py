@@ -9,11 +9,14 @@ model the paper's two-GPU setup, or the policy's engine to share one GPU.
 The score is `clip(mean + noise, 0, 1)` with mean `reward_correct` or
 `reward_wrong` by the hidden correctness of the newest step and noise
 ~ Normal(0, `prm_noise`), drawn deterministically from (problem, path text).
+With `workload.prm_latent_sd > 0` it is the per-path-latent model instead (see
+`spex_graph.sim.workload` and `latent_score`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 
 from spex_graph.errors import BackendUnavailableError
@@ -22,7 +25,39 @@ from spex_graph.sim.backend import prefix_keys, problem_key
 from spex_graph.sim.engine import SimEngine
 from spex_graph.sim.workload import SyntheticWorkload, parse_steps, stable_hash
 
-__all__ = ["SimPRM"]
+__all__ = ["SimPRM", "latent_score"]
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x > -60 else 0.0
+
+
+def latent_score(workload: SyntheticWorkload, problem_id: str, steps: list[str]) -> float:
+    """The per-path-latent PRM score of the newest step of `steps` (deterministic).
+
+    The latent starts ~ Normal(0, 1) at the first step and follows
+    z' = rho z + sqrt(1 - rho^2) e down the path, e drawn from each step's salt, so
+    siblings share their parent's latent and drift apart from there.
+    """
+    w = workload
+    tags = [tag for step in steps for tag in parse_steps(step)]
+    if not tags:
+        return _sigmoid((w.prm_correct_logit + w.prm_wrong_logit) / 2)
+    rho = min(1.0, max(0.0, w.prm_latent_rho))
+    z = 0.0
+    for i, tag in enumerate(tags):
+        e = random.Random(stable_hash(w.seed, "latent", problem_id, tag.depth, tag.salt))
+        draw = e.gauss(0.0, 1.0)
+        z = draw if i == 0 else rho * z + math.sqrt(1.0 - rho * rho) * draw
+    last = tags[-1]
+    rng = random.Random(stable_hash(w.seed, "prm", problem_id, last.depth, last.salt))
+    noise = rng.gauss(0.0, 1.0)
+    missed = rng.random() < w.prm_miss_rate
+    if last.ok or missed:
+        logit = w.prm_correct_logit + w.prm_step_sd * noise
+    else:
+        logit = w.prm_wrong_logit + w.prm_wrong_sd * noise
+    return _sigmoid(logit + w.prm_latent_sd * z)
 
 
 class SimPRM:
@@ -52,6 +87,8 @@ class SimPRM:
     def value(self, request: ScoreRequest) -> float:
         """The score alone, without engine time."""
         w = self.workload
+        if w.prm_latent_sd > 0:
+            return latent_score(w, problem_key(request.question), list(request.steps))
         tags = parse_steps(request.steps[-1]) if request.steps else []
         if tags:
             mean = w.reward_correct if tags[-1].ok else w.reward_wrong

@@ -8,8 +8,16 @@ statistics are explicit parameters (and can be fitted to a recorded run):
   that with probability `depth_jitter` each it moves one up or down (never
   below the current depth, never above `depth_mean + depth_spread + 1`).
   The step at depth D states the answer.
+  With `depth_sigma > 0` the target depth is right-skewed instead:
+  round(lognormal(median `depth_median`, sigma `depth_sigma`)), clipped to
+  [1, `depth_max`].
 - **Step length.** Tokens per step ~ Normal(`step_tokens_mean`, `step_tokens_std`),
-  rounded and clipped to [`step_tokens_min`, `step_tokens_max`].
+  rounded and clipped to [`step_tokens_min`, `step_tokens_max`]. With
+  `step_tokens_sigma > 0` they are lognormal instead:
+  log n = log(`step_tokens_median`) + a(problem, depth) + b(sibling), where the
+  shared component a carries `step_shared_fraction` of the log-variance
+  `step_tokens_sigma`^2 (every sibling at one depth of one problem sees the same
+  a: some steps are long for everyone) and b the rest (per request).
 - **Correctness.** A Markov chain along the path: the first step is correct
   with probability `p_correct_root`; a correct step's child stays correct
   with `p_stay_correct`; a wrong step's child recovers with `p_recover`.
@@ -18,6 +26,14 @@ statistics are explicit parameters (and can be fitted to a recorded run):
 - **Reward.** A process reward model sees the hidden correctness through noise:
   `clip(reward_correct or reward_wrong + Normal(0, prm_noise), 0, 1)`
   (see `spex_graph.sim.reward`). `prm_noise` sets how predictable selection is.
+  With `prm_latent_sd > 0` the PRM is Math-Shepherd-like instead: a per-path
+  latent z (an AR(1) walk down the path, correlation `prm_latent_rho` per step)
+  shifts every score of the path, and a step scores
+  sigmoid(`prm_correct_logit` + `prm_latent_sd` z + Normal(0, `prm_step_sd`)) when
+  correct (confident, ~0.99) and
+  sigmoid(`prm_wrong_logit` + `prm_latent_sd` z + Normal(0, `prm_wrong_sd`)) when
+  wrong (broad and low), except that a wrong step is missed (scored like a correct
+  one) with probability `prm_miss_rate`.
 
 A step is a pure function of (workload seed, problem id, the request's
 sampling seed, parent step): the same node always gets the same text, whether
@@ -147,6 +163,23 @@ class SyntheticWorkload:
         reward_correct, reward_wrong: the reward model's mean score of correct / wrong steps.
         prompt_tokens: tokens of system prompt + question (policy and PRM prompts).
         seed: workload seed (changes every problem's tree).
+        difficulty_spread: per-problem scaling down of `p_correct_root` (see `p_root`).
+        wrong_answer_skew: probability a wrong path ends in the common distractor.
+        step_tokens_sigma: > 0 switches step lengths to the lognormal model with this
+            log-space sigma (0 keeps the clipped normal).
+        step_tokens_median: the lognormal's median tokens per step.
+        step_shared_fraction: share of the log-variance common to all siblings at one
+            (problem, depth); the rest is drawn per request.
+        depth_sigma: > 0 switches target depths to round(lognormal(depth_median,
+            depth_sigma)) clipped to [1, depth_max] (0 keeps the uniform model).
+        depth_median, depth_max: the lognormal depth's median and cap.
+        prm_latent_sd: > 0 switches the PRM to the per-path-latent model (see the
+            module docstring; 0 keeps the clipped normal).
+        prm_latent_rho: per-step correlation of the path latent.
+        prm_correct_logit, prm_step_sd: logit mean and per-step noise of correct steps.
+        prm_wrong_logit, prm_wrong_sd: logit mean and spread of wrong steps.
+        prm_miss_rate: probability that the PRM misses a wrong step and scores it like
+            a correct one (per step, deterministic).
     """
 
     depth_mean: int = 8
@@ -167,6 +200,19 @@ class SyntheticWorkload:
     seed: int = 0
     difficulty_spread: float = 0.0
     wrong_answer_skew: float = 0.0
+    step_tokens_sigma: float = 0.0
+    step_tokens_median: float = 38.0
+    step_shared_fraction: float = 0.5
+    depth_sigma: float = 0.0
+    depth_median: float = 3.0
+    depth_max: int = 25
+    prm_latent_sd: float = 0.0
+    prm_latent_rho: float = 0.9
+    prm_correct_logit: float = 4.6
+    prm_step_sd: float = 0.3
+    prm_wrong_logit: float = -1.4
+    prm_wrong_sd: float = 1.2
+    prm_miss_rate: float = 0.0
 
     # ---------------------------------------------------------------- answers
 
@@ -194,10 +240,41 @@ class SyntheticWorkload:
 
     # ---------------------------------------------------------------- steps
 
-    def step_tokens(self, rng: random.Random) -> int:
-        """One step length drawn from the clipped normal."""
-        n = round(rng.gauss(self.step_tokens_mean, self.step_tokens_std))
+    def step_tokens(self, rng: random.Random, shared: float = 0.0) -> int:
+        """One step length: the clipped normal, or the lognormal with the shared
+        (problem, depth) component `shared` (a standard normal draw) when
+        `step_tokens_sigma > 0`."""
+        if self.step_tokens_sigma > 0:
+            var = self.step_tokens_sigma**2
+            f = min(1.0, max(0.0, self.step_shared_fraction))
+            log_n = (
+                math.log(self.step_tokens_median)
+                + math.sqrt(var * f) * shared
+                + math.sqrt(var * (1.0 - f)) * rng.gauss(0.0, 1.0)
+            )
+            n = round(math.exp(log_n))
+        else:
+            n = round(rng.gauss(self.step_tokens_mean, self.step_tokens_std))
         return max(self.step_tokens_min, min(self.step_tokens_max, n))
+
+    def shared_length(self, problem_id: str, depth: int) -> float:
+        """The (problem, depth) component of the log step length (a standard normal)."""
+        return _rng(self.seed, "len", problem_id, depth).gauss(0.0, 1.0)
+
+    def first_target_depth(self, rng: random.Random) -> int:
+        """The target depth a path draws at its first step."""
+        if self.depth_sigma > 0:
+            d = round(math.exp(rng.gauss(math.log(self.depth_median), self.depth_sigma)))
+            return max(1, min(self.depth_max, d))
+        lo = max(1, self.depth_mean - self.depth_spread)
+        return rng.randint(lo, max(lo, self.depth_mean + self.depth_spread))
+
+    @property
+    def deepest(self) -> int:
+        """The deepest target depth a path can have."""
+        if self.depth_sigma > 0:
+            return self.depth_max
+        return self.depth_mean + self.depth_spread + 1
 
     def child(self, problem_id: str, parent: SimStep | None, seed: int) -> SimStep:
         """The step a policy writes below `parent` (None = first step) with `seed`."""
@@ -205,8 +282,7 @@ class SyntheticWorkload:
         rng = _rng(self.seed, problem_id, seed, depth)
         if parent is None:
             p_ok = self.p_root(problem_id)
-            lo = max(1, self.depth_mean - self.depth_spread)
-            target = rng.randint(lo, max(lo, self.depth_mean + self.depth_spread))
+            target = self.first_target_depth(rng)
         else:
             p_ok = self.p_stay_correct if parent.ok else self.p_recover
             target = parent.target_depth
@@ -215,10 +291,11 @@ class SyntheticWorkload:
                 target -= 1
             elif u < 2 * self.depth_jitter:
                 target += 1
-            target = min(target, self.depth_mean + self.depth_spread + 1)
+            target = min(target, self.deepest)
         target = max(target, depth)
         ok = rng.random() < p_ok
-        tokens = self.step_tokens(rng)
+        shared = self.shared_length(problem_id, depth) if self.step_tokens_sigma > 0 else 0.0
+        tokens = self.step_tokens(rng, shared)
         salt = rng.getrandbits(24)
         answer = None
         if depth >= target:
@@ -333,7 +410,7 @@ class SimTask:
     def __init__(self, workload: SyntheticWorkload = MATH_LIKE, max_depth: int | None = None):
         """A task over `workload`; `max_depth` defaults to well past its deepest path."""
         self.workload = workload
-        self.max_depth = max_depth or workload.depth_mean + workload.depth_spread + 6
+        self.max_depth = max_depth or workload.deepest + 5
 
     def load(self, limit: int | None = None, offset: int = 0) -> list[Problem]:
         """Problems `offset` .. `offset + limit` (100 when `limit` is None)."""

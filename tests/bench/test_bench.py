@@ -70,3 +70,49 @@ def test_trace_is_saved_and_rendered_as_png_and_svg(tmp_path, capsys) -> None:  
     assert main(["trace", str(tmp_path / "t.png")]) == 2
     assert "not a spex trace" in capsys.readouterr().err
     assert main(["trace", str(trace), "--query", "nope"]) == 2
+
+
+def test_waste_counts_aborted_work_and_equals_the_extra_engine_tokens(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # exact mode, no early termination: SPEX's used work is the baseline's work, so every
+    # extra token the policy engine generated (finished or aborted) is waste, and the waste
+    # counted from the traces plus the engine's log of aborted requests must equal it.
+    args = [
+        "bench", "--backend", "sim", "--preset", "artifact", "--algorithm", "rebase",
+        "--width", "8", "--queries", "6", "--concurrency", "2",
+        "--modes", "baseline,spex,spec-only",
+    ]  # fmt: skip
+    out = tmp_path / "w.json"
+    assert main([*args, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    results = report["results"]
+    base = results["baseline"]
+    assert base["tokens_speculative_wasted"] == 0 and base["tokens_aborted"] == 0
+    assert base["engine_tokens"] == base["tokens_primary"]
+    for mode in ("spex", "spec-only"):
+        m = results[mode]
+        assert m["answers"] == base["answers"]
+        assert m["tokens_primary"] + m["tokens_speculative_used"] == base["tokens_primary"]
+        assert m["tokens_aborted"] > 0  # speculation the search dropped midway
+        assert m["tokens_speculative_wasted"] == m["engine_tokens"] - base["engine_tokens"]
+    stats = report["workload_stats"]
+    assert stats["preset"] == "artifact"
+    assert stats["step_tokens_cv"] >= 0.8
+    assert stats["step_tokens_median"] < stats["step_tokens_mean"] < stats["step_tokens_p90"]
+    assert stats["steps_mean"] >= 1
+
+
+def test_a_failed_query_is_never_the_same_answer() -> None:
+    from spex_graph.bench.report import mode_metrics
+    from spex_graph.bench.runner import ModeRun
+
+    ok = [{"query_id": "a", "answer": None, "latency_s": 1.0, "tokens_primary": 1,
+           "tokens_speculative_used": 0, "tokens_speculative_wasted": 0}]  # fmt: skip
+    failed = [{"query_id": "a", "error": "boom"}]
+    base = ModeRun("baseline", ok, {}, {}, 0.0, 1.0)
+    assert (
+        mode_metrics(ModeRun("spex", failed, {}, {}, 0.0, 1.0), base)["same_answers_as_baseline"]
+        == 0.0
+    )
+    assert (
+        mode_metrics(ModeRun("spex", ok, {}, {}, 0.0, 1.0), base)["same_answers_as_baseline"] == 1.0
+    )

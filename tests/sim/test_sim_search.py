@@ -125,3 +125,42 @@ def test_a_recorded_search_replays_identically_under_another_profile() -> None:
     t2 = SearchTree.model_validate(replayed["tree"])
     assert t1.decisions() == t2.decisions()
     assert replayed["result"]["latency_s"] > 1.3 * original["result"]["latency_s"]
+
+
+def _layer_timing(pipeline: bool) -> list[tuple[float, float]]:
+    """Per (query, depth): (first reward request start, last policy finish)."""
+    from spex_graph.sim.presets import get_preset
+
+    preset = get_preset("artifact")
+
+    async def main() -> list[Any]:
+        ctx, _ = sim_context(
+            "rebase",
+            width=8,
+            profile=preset.policy["h100"],
+            reward_profile=preset.reward["h100"],
+            workload=preset.workload,
+            spex=SpexConfig.baseline().model_copy(update={"pipeline_scoring": pipeline}),
+        )
+        sessions: list[Any] = []
+        ctx.dispatcher.on_close.append(sessions.append)
+        await run_queries(ctx, ctx.task.load(3), concurrency=1)
+        return sessions
+
+    out: list[tuple[float, float]] = []
+    for session in run_virtual(main()):
+        by_depth: dict[int, list[Any]] = {}
+        for rec in session.records:
+            by_depth.setdefault(rec.key.count("/") + 1, []).append(rec)
+        for recs in by_depth.values():
+            first_score = min(r.started_at for r in recs if r.kind == "reward")
+            last_gen = max(r.finished_at for r in recs if r.kind == "policy")
+            out.append((first_score, last_gen))
+    return out
+
+
+def test_the_baseline_scores_each_branch_as_it_finishes_like_the_reference() -> None:
+    pipelined = _layer_timing(True)
+    assert any(score < done for score, done in pipelined)  # scoring before the layer ends
+    lockstep = _layer_timing(False)
+    assert all(score >= done for score, done in lockstep)  # the old barrier
