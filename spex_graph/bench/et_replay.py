@@ -43,8 +43,8 @@ from spex_graph.voting import Aggregation, AnswerTally, TreeTally, VoteMethod
 __all__ = [
     "RULES",
     "RecordedSearch",
-    "ReplaySettings",
     "ReplayReport",
+    "ReplaySettings",
     "RuleSummary",
     "format_replay",
     "load_recording",

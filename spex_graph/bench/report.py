@@ -28,12 +28,8 @@ JSON schema (`spex bench --json`):
           "overhead_fraction": float,               # query time with nothing in flight
           "speedup": float | null,                  # baseline mean / this mean
           "oracle_fraction": float | null,          # speedup / oracle speedup
-<<<<<<< HEAD
-          "same_answers_as_baseline": float,        # fraction of queries
-          "early_stopped": int,                     # queries that stopped early
-=======
           "same_answers_as_baseline": float,        # fraction of queries (errors never count)
->>>>>>> issue-8
+          "early_stopped": int,                     # queries that stopped early
           "answers": [str | null, ...],             # in query order
           "latencies_s": [float, ...],
           "wall_s": float                           # real seconds on this machine
@@ -215,16 +211,12 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append(
         f"{spec['backend']} {spec['algorithm']} width {spec['width']}, {spec['queries']} queries, "
         f"concurrency {spec['concurrency']}"
-<<<<<<< HEAD
-        + (f", profile {spec['profile']}" if spec["backend"] == "sim" else f", {spec['dataset']}")
-        + (f", early termination {spec['early_termination']}" if spec["early_termination"] else "")
-=======
         + (
             f", preset {spec['preset']} on {spec['gpu']}"
             + (f", profile {spec['profile']}" if spec["profile"] else "")
             if spec["backend"] == "sim"
             else f", {spec['dataset']}"
         )
->>>>>>> issue-8
+        + (f", early termination {spec['early_termination']}" if spec["early_termination"] else "")
     )
     return "\n".join(lines)
