@@ -245,6 +245,7 @@ class _Replayer:
                     min_finished=self.rec.width / 4,
                     alpha=self.settings.alpha,
                     threshold=self.settings.threshold,
+                    min_leading=2,
                 ).stop
             else:
                 stop = safe_stop(
@@ -385,6 +386,10 @@ def format_replay(report: ReplayReport) -> str:
             f"{row.mix:>12.2f}  {row.rule:<8} {row.fired:>3}/{row.problems:<3} "
             f"{row.agreement:>7.1%} {row.accuracy:>9.1%} {row.tokens_saved:>12.1%}"
         )
+    lines.append(
+        "pruning drops the recorded subtrees of pruned branches: its tokens saved are an "
+        "upper bound (a live REBASE re-spends the freed width on the other branches)"
+    )
     return "\n".join(lines)
 
 

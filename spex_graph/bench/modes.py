@@ -7,10 +7,14 @@ from typing import Literal
 from spex_graph.errors import ConfigError
 from spex_graph.policies.config import SpexConfig
 
+PRUNE_MARGIN = 0.3
+"""The prune-only mode's margin: assumed (the SPEX artifact prunes no single branch)."""
+
 MODES: dict[str, str] = {
     "baseline": "the plain search: no speculation, no budget, no early termination",
     "spec-only": "speculation without any budget (unbounded)",
     "budget-only": "speculation under the reference's budget (first-come, no load or fairness)",
+    "prune-only": "trailing-branch pruning alone (prune_margin 0.3, assumed; no early stop)",
     "et-only": "early termination alone (the --early-termination rule, default paper)",
     "spex": "speculation + load-aware fair budget (+ the --early-termination rule, if given)",
     "oracle": "perfect foresight: each chosen child starts when its parent's text exists",
@@ -30,6 +34,8 @@ def spex_config(
         return SpexConfig(budget=False, early_termination=False)
     if mode == "budget-only":
         return SpexConfig(budget_load_aware=False, budget_fair=False, early_termination=False)
+    if mode == "prune-only":
+        return SpexConfig(speculation=False, budget=False, prune_margin=PRUNE_MARGIN)
     if mode == "et-only":
         return SpexConfig(
             speculation=False, budget=False, early_termination=early_termination or "paper"

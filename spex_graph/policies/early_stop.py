@@ -10,9 +10,13 @@ stops when
     W1 - W2 > alpha * remaining_width * (W2 / n2)
 
 (the leading class could not be overtaken if every remaining leaf joined the
-runner-up with the runner-up's *average* weight) and the leading class's
-median leaf weight exceeds a threshold. Later leaves can be heavier than the
-runner-up's average, so this can change the answer.
+runner-up with the runner-up's *average* weight) and the leading class has at
+least 2 leaves (MCTS: 3) whose median weight exceeds a threshold, as in the
+SPEX artifact (PKU-SEC-Lab/SPEX bfs_async.py and dfs_async.py: `confident`
+needs `len(max_scores) > 1`, resp. `> 2`). Later leaves can be heavier than
+the runner-up's average, so this can change the answer. This query-level stop
+is what the paper calls pruning "deep branches in skewed search trees": the
+artifact prunes no single branch. `prune_trailing` is our per-branch variant.
 
 **safe** (`safe_stop`). It ranks the classes exactly as the algorithm's final
 vote does (its `vote` method and `aggregation`) and stops only when no leaf
@@ -104,6 +108,7 @@ def should_stop(
     min_finished: float,
     alpha: float,
     threshold: float,
+    min_leading: int = 1,
 ) -> StopDecision:
     """The paper's early-termination rule (see the module docstring).
 
@@ -114,6 +119,8 @@ def should_stop(
         min_finished: check only once `finished > min_finished`
             (BFS: width / 4; MCTS: rollouts / 2).
         alpha, threshold: the rule's constants.
+        min_leading: the leading class needs this many leaves to count as
+            confident (the artifact: 2 for BFS, 3 for MCTS).
     """
     if finished <= min_finished or not classes:
         return StopDecision(False, "too few leaves", remaining=remaining)
@@ -123,7 +130,7 @@ def should_stop(
     runner_up_mean = w2 / n2 if n2 else 0.0
     median = statistics.median(classes[0][1])
     settled = w1 - w2 > alpha * remaining * runner_up_mean
-    confident = median > threshold
+    confident = median > threshold and len(classes[0][1]) >= min_leading
     return StopDecision(
         settled and confident,
         "settled" if settled and confident else ("low confidence" if settled else "contested"),

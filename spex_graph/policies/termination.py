@@ -35,26 +35,30 @@ def _tree_tally(ctx: SearchContext, query_id: str, tree: SearchTree) -> TreeTall
 
 def _paper_decision(
     ctx: SearchContext, tree: SearchTree, search: SearchState, tracker: TreeTally
-) -> tuple[StopDecision, float]:
-    """The paper rule's verdict and its `min_finished` (BFS: width / 4; MCTS: rollouts / 2)."""
+) -> tuple[StopDecision, bool]:
+    """The paper rule's verdict, and whether its gate is open (BFS: more than width / 4
+    answered leaves; MCTS: more than rollouts / 2 rollouts done, as in the artifact)."""
     spex = ctx.spex
     if _is_mcts(ctx):
         rollouts = int(getattr(ctx.algorithm, "rollouts", 1))
         remaining = max(0, rollouts - search.rollouts_done)
-        min_finished, alpha, threshold = rollouts / 2, spex.et_alpha_mcts, spex.et_threshold_mcts
+        progress, gate, min_leading = search.rollouts_done, rollouts / 2, 3
+        alpha, threshold = spex.et_alpha_mcts, spex.et_threshold_mcts
     else:
         width = ctx.algorithm.width
         remaining = max(0, width - len(tree.leaves()))
-        min_finished, alpha, threshold = width / 4, spex.et_alpha_bfs, spex.et_threshold_bfs
+        progress, gate, min_leading = len(tracker.tally), width / 4, 2
+        alpha, threshold = spex.et_alpha_bfs, spex.et_threshold_bfs
     decision = should_stop(
         paper_classes(tracker.tally),
         remaining=remaining,
-        finished=len(tracker.tally),
-        min_finished=min_finished,
+        finished=progress,
+        min_finished=gate,
         alpha=alpha,
         threshold=threshold,
+        min_leading=min_leading,
     )
-    return decision, min_finished
+    return decision, progress > gate
 
 
 def apply_early_termination(
@@ -62,24 +66,25 @@ def apply_early_termination(
 ) -> SearchState:
     """After an observe: report how settled the answer is to the budget, stop the search
     (state.done, stop_reason "early-stop") when the configured rule says it is settled,
-    else prune trailing branches (when `prune_margin` is set).
+    else prune trailing branches (when `prune_margin` is set, with or without a rule).
 
     Marks pruned nodes in `tree`; returns the (possibly) updated state.
     """
     spex = ctx.spex
     budget = ctx.dispatcher.budget
     rule = spex.et_rule
-    if rule is None and budget is None:
+    if rule is None and budget is None and spex.prune_margin is None:
         return search
     tracker = _tree_tally(ctx, query_id, tree)
-    paper, min_finished = _paper_decision(ctx, tree, search, tracker)
+    paper, gate_open = _paper_decision(ctx, tree, search, tracker)
     if budget is not None:
         unsettled = 1.0
-        if paper.w1 > 0 and len(tracker.tally) > min_finished:
+        if paper.w1 > 0 and gate_open:
             unsettled = min(1.0, max(0.0, paper.w2 / paper.w1))
         budget.report(query_id, unsettled=unsettled)
-    if rule is None or search.done:
+    if search.done:
         return search
+    decision = paper
     if rule == "safe":
         decision = safe_stop(
             tracker.tally,
@@ -88,9 +93,7 @@ def apply_early_termination(
             new_leaves=max_new_leaves(ctx.algorithm, tree, search),
             rewards_in_unit_range=tracker.rewards_in_unit_range,
         )
-    else:
-        decision = paper
-    if decision.stop:
+    if rule is not None and decision.stop:
         st = search.clone()
         st.done, st.stop_reason = True, "early-stop"
         return st
