@@ -84,9 +84,14 @@ def test_exact_mode_with_safe_early_termination_gives_the_baseline_answer(algori
 
 
 def test_the_paper_rule_can_change_the_answer_on_the_same_trees() -> None:
-    # With its confidence threshold at 0, the paper rule's margin test alone decides.
+    # With alpha and its confidence threshold at 0, the paper rule stops on any leader
+    # of >= 2 leaves once width/4 leaves are in.
     paper = SpexConfig(
-        speculation=False, budget=False, early_termination="paper", et_threshold_bfs=0.0
+        speculation=False,
+        budget=False,
+        early_termination="paper",
+        et_threshold_bfs=0.0,
+        et_alpha_bfs=0.0,
     )
     assert any(
         answer("rebase", s, paper)[0] != answer("rebase", s, SpexConfig.baseline())[0]
