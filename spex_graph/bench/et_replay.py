@@ -43,6 +43,7 @@ from spex_graph.voting import Aggregation, AnswerTally, TreeTally, VoteMethod
 __all__ = [
     "RULES",
     "RecordedSearch",
+    "ReplayOutcome",
     "ReplayReport",
     "ReplaySettings",
     "RuleSummary",
@@ -50,6 +51,7 @@ __all__ = [
     "load_recording",
     "replay",
     "replay_files",
+    "replay_one",
 ]
 
 RULES: tuple[str, ...] = ("none", "paper", "safe", "pruning")
@@ -189,7 +191,16 @@ def _mixed(rec: RecordedSearch, q: float) -> SearchTree:
 
 
 @dataclass(frozen=True)
-class _Outcome:
+class ReplayOutcome:
+    """One rule on one recorded search.
+
+    Attributes:
+        answer: the answer the search returns under the rule.
+        correct: whether it is correct.
+        tokens: generated tokens the search spends under the rule.
+        fired: the rule stopped the search early (pruning: pruned a branch).
+    """
+
     answer: str | None
     correct: bool
     tokens: int
@@ -219,14 +230,14 @@ class _Replayer:
         for n in tree.nodes:
             self.cum_tokens.append(self.cum_tokens[-1] + n.completion_tokens)
 
-    def outcome(self, leaf: int | None, tokens: int, fired: bool) -> _Outcome:
+    def outcome(self, leaf: int | None, tokens: int, fired: bool) -> ReplayOutcome:
         """Answer, correctness and cost of stopping with `leaf`'s class as the winner."""
         if leaf is None:
-            return _Outcome(None, False, tokens, fired)
+            return ReplayOutcome(None, False, tokens, fired)
         node = self.tree.node(leaf)
-        return _Outcome(node.answer, bool(self.rec.correct[leaf]), tokens, fired)
+        return ReplayOutcome(node.answer, bool(self.rec.correct[leaf]), tokens, fired)
 
-    def stop_rule(self, rule: str) -> _Outcome:
+    def stop_rule(self, rule: str) -> ReplayOutcome:
         """Replay the "none", "paper" or "safe" rule: check after every layer."""
         tracker = TreeTally(self.equivalent, ("min", self.aggregation))
         layers = len(self.ends) - 1
@@ -261,7 +272,7 @@ class _Replayer:
         leaf = _winner(tracker.tally, self.method, self.aggregation)
         return self.outcome(leaf, self.cum_tokens[-1], False)
 
-    def pruning(self) -> _Outcome:
+    def pruning(self) -> ReplayOutcome:
         """Replay trailing-branch pruning: drop the recorded subtrees of pruned branches."""
         tree, removed = self.tree, set[int]()
         for depth in range(1, len(self.ends) - 1):
@@ -286,6 +297,16 @@ class _Replayer:
                 tally.add(n.id, n.answer, tree.path_rewards(n.id))
         tokens = sum(n.completion_tokens for n in tree.nodes if n.id not in removed)
         return self.outcome(_winner(tally, self.method, self.aggregation), tokens, bool(removed))
+
+
+def replay_one(
+    rec: RecordedSearch, rule: str, settings: ReplaySettings, mix: float = 0.0
+) -> ReplayOutcome:
+    """Replay one rule (one of RULES) on one recorded search at reward mix `mix`."""
+    if rule not in RULES:
+        raise ConfigError(f"unknown rule {rule!r}; choose from {', '.join(RULES)}")
+    replayer = _Replayer(rec, _mixed(rec, mix), settings)
+    return replayer.pruning() if rule == "pruning" else replayer.stop_rule(rule)
 
 
 @dataclass(frozen=True)
@@ -340,12 +361,10 @@ def replay(
     rows: list[RuleSummary] = []
     mismatch = 0
     for q in settings.mixes:
-        outcomes: dict[str, list[_Outcome]] = {rule: [] for rule in RULES}
+        outcomes: dict[str, list[ReplayOutcome]] = {rule: [] for rule in RULES}
         for rec in recordings:
-            replayer = _Replayer(rec, _mixed(rec, q), settings)
             for rule in RULES:
-                out = replayer.pruning() if rule == "pruning" else replayer.stop_rule(rule)
-                outcomes[rule].append(out)
+                outcomes[rule].append(replay_one(rec, rule, settings, q))
             if q == 0.0 and outcomes["none"][-1].answer != rec.answer:
                 mismatch += 1
         full = outcomes["none"]

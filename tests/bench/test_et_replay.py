@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from spex_graph.bench.et_replay import ReplaySettings, load_recording, replay
+from spex_graph.bench.et_replay import ReplaySettings, load_recording, replay, replay_one
 
 REAL = sorted((Path(__file__).parent.parent / "fixtures" / "real_trees").glob("*.jsonl.gz"))
 
@@ -151,3 +151,50 @@ def test_bad_input_is_a_one_line_error(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert bad_mix.returncode == 2 and "--mix" in bad_mix.stderr
+
+
+@pytest.mark.parametrize("rule", ["paper", "safe"])
+def test_the_replay_equals_live_early_termination_query_by_query(tmp_path: Path, rule: str) -> None:
+    """Record full searches on the simulator's artifact preset, replay a rule, and run
+    the same queries live with that rule: same stops, answers and tokens."""
+    import dataclasses
+
+    from spex_graph.bench.record_trees import record_problem
+    from spex_graph.graph import build_search_graph
+    from spex_graph.policies import SpexConfig
+    from spex_graph.sim import sim_context
+    from spex_graph.sim.clock import run_virtual
+    from spex_graph.sim.presets import get_preset
+
+    preset = get_preset("artifact")
+    policy, reward = preset.profiles("h100")
+
+    def context(spex: SpexConfig) -> Any:
+        return sim_context(
+            algorithm="rebase", width=16, profile=policy, reward_profile=reward,
+            workload=preset.workload, shared_engine=preset.shared_engine, spex=spex,
+            max_depth=preset.max_depth,
+        )[0]  # fmt: skip
+
+    async def record() -> list[dict[str, Any]]:
+        ctx, graph = context(SpexConfig.baseline()), build_search_graph()
+        return [await record_problem(graph, ctx, p) for p in ctx.task.load(limit=12)]
+
+    async def live() -> list[dict[str, Any]]:
+        ctx = context(SpexConfig(speculation=False, budget=False, early_termination=rule))
+        graph, outs = build_search_graph(), []
+        for p in ctx.task.load(limit=12):
+            state = {"problem": dataclasses.asdict(p), "query_id": p.id}
+            outs.append((await graph.ainvoke(state, context=ctx))["result"])
+        return outs
+
+    recs = load_recording(write(tmp_path, run_virtual(record())))
+    outs = run_virtual(live())
+    fired = 0
+    for rec, out in zip(recs, outs, strict=True):
+        replayed = replay_one(rec, rule, ReplaySettings())
+        assert replayed.fired == (out["stop_reason"] == "early-stop"), rec.problem_id
+        assert replayed.answer == out["answer"], rec.problem_id
+        assert replayed.tokens == out["tokens_primary"], rec.problem_id
+        fired += replayed.fired
+    assert fired >= 6  # the preset's confident PRM: most queries stop early
