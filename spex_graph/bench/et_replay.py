@@ -35,7 +35,7 @@ from spex_graph.bench.record_trees import read_recorded_trees
 from spex_graph.errors import ConfigError
 from spex_graph.policies.config import SpexConfig
 from spex_graph.policies.early_stop import paper_classes, prune_trailing, safe_stop, should_stop
-from spex_graph.policies.leaf_bound import max_new_leaves
+from spex_graph.policies.leaf_bound import max_leaf_weight, max_new_leaves
 from spex_graph.tasks import get_task
 from spex_graph.tree import NodeStatus, SearchNode, SearchTree
 from spex_graph.voting import Aggregation, AnswerTally, TreeTally, VoteMethod
@@ -259,12 +259,20 @@ class _Replayer:
                     min_leading=2,
                 ).stop
             else:
+                # the live state's frontier: the layer's nodes that got children
+                frontier = [
+                    n.id
+                    for n in view.nodes[self.ends[depth - 1] :]
+                    if n.status != NodeStatus.TERMINAL and self.tree.children_of.get(n.id)
+                ]
+                state = SearchState(frontier=frontier)
                 stop = safe_stop(
                     tally,
                     method=self.method,
                     aggregation=self.aggregation,
-                    new_leaves=max_new_leaves(self.algorithm, view, SearchState()),
+                    new_leaves=max_new_leaves(self.algorithm, view, state),
                     rewards_in_unit_range=tracker.rewards_in_unit_range,
+                    w_max=max_leaf_weight(self.algorithm, view, state, self.aggregation),
                 ).stop
             if stop:
                 leaf = _winner(tally, self.method, self.aggregation)

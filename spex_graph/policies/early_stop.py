@@ -21,13 +21,16 @@ artifact prunes no single branch. `prune_trailing` is our per-branch variant.
 **safe** (`safe_stop`). It ranks the classes exactly as the algorithm's final
 vote does (its `vote` method and `aggregation`) and stops only when no leaf
 the search could still produce can change the winner. With R an upper bound
-on the voting leaves still to come (`leaf_bound.max_new_leaves`) and every
-reward in [0, 1] (so every leaf weight, under min, last, mean or prod, lies in
-[0, w_max] with w_max = 1; a majority vote counts each leaf as 1):
+on the voting leaves still to come (`leaf_bound.max_new_leaves`), every
+reward in [0, 1], and w_max a cap on a future leaf's weight (1 for any
+aggregation; for min and prod, the best path min / product among the nodes
+the search can still grow, `leaf_bound.max_leaf_weight`, as a path's min or
+product only falls as it grows; a majority vote counts each leaf as 1):
 
 * weighted and majority voting stop when  W1 - W2 > R * w_max;
-* "best" voting (the single best leaf's class) stops when the leader's best
-  leaf already scores w_max and the leader is the first class seen;
+* "best" voting (the class of the single best leaf) stops when the leader's
+  best leaf scores above w_max, or exactly w_max and the leader is the first
+  class seen;
 * any vote stops when R = 0.
 
 Proof (weighted / majority). Let W1 be the leader's weight and W2 the largest
@@ -38,15 +41,15 @@ the leader weighs F1 ≥ W1 and any other class
 
     F_j ≤ W_j + a_j w_max ≤ W2 + R w_max < W1 ≤ F1;
 
-a class that does not exist yet ends with at most R w_max < W1 - W2 ≤ W1. The inequality is
-strict, so tie-breaking never decides, and the leader's key (its first
-leaf's answer) does not change: the full search returns the same answer.
-(Its chosen *path* may differ: a later leaf of the same class may score
-higher.)
+a class that does not exist yet ends with at most R w_max < W1 - W2 ≤ W1.
+The inequality is strict, so tie-breaking never decides, and the leader's key
+(its first leaf's answer) does not change: the full search returns the same
+answer. (Its chosen *path* may differ: a later leaf of the same class may
+score higher.)
 
-Proof (best). The leader's best score w_max cannot be exceeded, and a later
-leaf that equals it ties; ties go to the class seen first, which is the
-leader (new classes come after it). ∎
+Proof (best). No later leaf scores above w_max. If the leader's best is above
+it, nothing reaches it; if equal, a later leaf can only tie, and ties go to
+the class seen first, which is the leader (new classes come after it). ∎
 
 Under exact speculation the tree at every check is the baseline's tree at the
 same point (speculative work only enters the tree when the real search asks
@@ -149,6 +152,7 @@ def safe_stop(
     aggregation: Aggregation,
     new_leaves: int | None,
     rewards_in_unit_range: bool = True,
+    w_max: float = W_MAX,
 ) -> StopDecision:
     """The safe rule (see the module docstring for the bound and its proof).
 
@@ -160,6 +164,8 @@ def safe_stop(
         rewards_in_unit_range: every reward seen so far lies in [0, 1]. The
             bound assumes it (the RewardModel contract); a reward outside it
             voids the proof, so weighted and best votes then never stop.
+        w_max: cap on a future leaf's weight (`leaf_bound.max_leaf_weight`;
+            at most 1); a majority vote counts every leaf as 1 regardless.
     """
     if new_leaves is None:
         return StopDecision(False, "no leaf bound for this algorithm")
@@ -175,9 +181,11 @@ def safe_stop(
     if new_leaves == 0:
         settled = True
     elif method == "best":
-        settled = w1 >= W_MAX and leader.index == 0
+        cap = min(w_max, W_MAX)
+        settled = w1 > cap or (w1 >= cap and leader.index == 0)
     else:
-        settled = w1 - w2 > new_leaves * W_MAX
+        cap = 1.0 if method == "majority" else min(w_max, W_MAX)
+        settled = w1 - w2 > new_leaves * cap
     return StopDecision(settled, "settled" if settled else "contested", w1, w2, n2, 0.0, new_leaves)
 
 

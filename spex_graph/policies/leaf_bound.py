@@ -1,4 +1,5 @@
-"""How many more voting leaves a search can still produce: the safe rule's R.
+"""How many more voting leaves a search can still produce (the safe rule's R), and
+how heavy each can be (its w_max).
 
 `max_new_leaves(algorithm, tree, state)` is an upper bound on the TERMINAL
 nodes the search adds from this point on if it runs to its own end, read from
@@ -7,15 +8,22 @@ vote counts only TERMINAL nodes with an answer, a TERMINAL node stays TERMINAL,
 and a node gets its answer when it is created, so no more than this many new
 voters can ever join. Algorithms it does not know get None (no bound: the safe
 rule never stops them).
+
+`max_leaf_weight(algorithm, tree, state, aggregation)` caps the vote weight of
+any future leaf. Every future node descends from a node the search can still
+expand (`growth_points`), and with rewards in [0, 1] a path's min (or product)
+can only fall as it grows, so a future leaf weighs at most the best growth
+point's path min (product). Other aggregations, or an unknown algorithm: 1.
 """
 
 from __future__ import annotations
 
 from spex_graph.algorithms import Beam, BestFirst, BestOfN, Ets, Mcts, Rebase, SearchState
 from spex_graph.algorithms._common import finished_count
-from spex_graph.tree import SearchTree
+from spex_graph.tree import NodeStatus, SearchTree
+from spex_graph.voting import Aggregation, aggregate_rewards
 
-__all__ = ["max_new_leaves"]
+__all__ = ["growth_points", "max_leaf_weight", "max_new_leaves"]
 
 
 def _width_bound(width: int, finished: int) -> int:
@@ -115,3 +123,39 @@ def max_new_leaves(algorithm: object, tree: SearchTree, state: SearchState) -> i
     if isinstance(algorithm, BestOfN):
         return algorithm.width
     return None
+
+
+def growth_points(algorithm: object, tree: SearchTree, state: SearchState) -> list[int] | None:
+    """Nodes every future node descends from; None when unknown.
+
+    BFS family: the frontier (only it is expanded next, and later layers descend
+    from it); best-first global: also its open list. MCTS: every ACTIVE childless
+    node above the depth cap (only such a node becomes a rollout's cursor, and a
+    rollout only extends the cursor's new children).
+    """
+    if state.done:
+        return []
+    if isinstance(algorithm, Mcts):
+        return [
+            n.id
+            for n in tree.nodes[1:]
+            if n.status == NodeStatus.ACTIVE
+            and not tree.children_of.get(n.id)
+            and n.depth < algorithm.max_depth
+        ]
+    if isinstance(algorithm, Rebase | Ets | Beam | BestFirst):
+        return sorted({*state.frontier, *state.open_nodes})
+    return None
+
+
+def max_leaf_weight(
+    algorithm: object, tree: SearchTree, state: SearchState, aggregation: Aggregation
+) -> float:
+    """Upper bound on a future leaf's vote weight (see the module docstring), for
+    rewards in [0, 1]."""
+    points = growth_points(algorithm, tree, state) if aggregation in ("min", "prod") else None
+    if points is None:
+        return 1.0
+    if 0 in points:  # the root: a path of new nodes only
+        return 1.0
+    return max((aggregate_rewards(tree.path_rewards(i), aggregation) for i in points), default=0.0)

@@ -11,7 +11,7 @@ from spex_graph.policies.early_stop import (
     safe_stop,
     should_stop,
 )
-from spex_graph.policies.leaf_bound import max_new_leaves
+from spex_graph.policies.leaf_bound import max_leaf_weight, max_new_leaves
 from spex_graph.tree import NodeStatus, SearchTree
 from spex_graph.voting import Aggregation, TreeTally
 
@@ -86,12 +86,14 @@ def apply_early_termination(
         return search
     decision = paper
     if rule == "safe":
+        aggregation: Aggregation = getattr(ctx.algorithm, "aggregation", "min")
         decision = safe_stop(
             tracker.tally,
             method=getattr(ctx.algorithm, "vote", "weighted"),
-            aggregation=getattr(ctx.algorithm, "aggregation", "min"),
+            aggregation=aggregation,
             new_leaves=max_new_leaves(ctx.algorithm, tree, search),
             rewards_in_unit_range=tracker.rewards_in_unit_range,
+            w_max=max_leaf_weight(ctx.algorithm, tree, search, aggregation),
         )
     if rule is not None and decision.stop:
         st = search.clone()

@@ -91,10 +91,13 @@ def test_safe_waits_while_the_remaining_leaves_could_still_overturn_the_vote(
 ) -> None:
     row = skewed_row()
     for n in row["nodes"][5:8]:
-        n["reward"] = 0.6  # W1 = 1.8 from three 0.6 leaves: 1 more leaf cannot flip it
-    row["width"] = 6  # ...but with width 6, 3 more leaves (3 x 1.0 > 1.8) could
-    report = replay(load_recording(write(tmp_path, [row])), ReplaySettings(mixes=(0.0,)))
-    assert {r.rule: r.fired for r in report.rows}["safe"] == 0
+        n["reward"] = 0.6  # W1 = 1.8 from three 0.6 leaves
+    row["width"] = 6  # 3 more leaves may come, all below the live branch (node 8)
+    for strong, stops in ((0.5, True), (0.99, False)):
+        row["nodes"][4]["reward"] = row["nodes"][8]["reward"] = strong
+        report = replay(load_recording(write(tmp_path, [row])), ReplaySettings(mixes=(0.0,)))
+        # each future leaf weighs at most the live branch's path min: 3 x 0.5 < 1.8 <= 3 x 0.99
+        assert {r.rule: r.fired for r in report.rows}["safe"] == int(stops)
 
 
 def test_a_perfect_reward_mix_votes_for_the_correct_leaf(tmp_path: Path) -> None:
