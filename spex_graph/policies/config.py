@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from spex_graph.errors import ConfigError
 
@@ -91,6 +91,13 @@ class SpexConfig(BaseModel):
     et_threshold_mcts: float = Field(0.95, ge=0.0, le=1.0)
     prune_margin: float | None = Field(None, gt=0.0)
     prune_min_depth: int = Field(2, ge=1)
+
+    @field_validator("early_termination", mode="before")
+    @classmethod
+    def _known_rule(cls, value: object) -> object:
+        if isinstance(value, str) and value not in ("paper", "safe"):
+            raise ValueError(f"use True, False, 'paper' or 'safe', not {value!r}")
+        return value
 
     @property
     def et_rule(self) -> Literal["paper", "safe"] | None:

@@ -56,3 +56,16 @@ def test_no_bound_no_answer_or_bad_rewards_never_stop_and_no_leaves_left_always_
     assert not bad.stop and bad.reason == "reward outside [0, 1]"
     tie = tally(("1", [0.5]), ("2", [0.5]))
     assert safe_stop(tie, method="weighted", aggregation="min", new_leaves=0).stop
+
+
+def test_true_means_safe_in_exact_mode_and_paper_otherwise() -> None:
+    from spex_graph.errors import ConfigError
+    from spex_graph.policies import SpexConfig
+
+    assert SpexConfig(early_termination=True).et_rule == "safe"
+    assert SpexConfig(early_termination=True, exact=False).et_rule == "paper"
+    assert SpexConfig(early_termination="paper").et_rule == "paper"
+    assert SpexConfig().et_rule is None
+    assert SpexConfig.full().et_rule == "safe"
+    with pytest.raises(ConfigError, match="'paper' or 'safe'"):
+        SpexConfig.make(early_termination="always")
