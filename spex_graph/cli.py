@@ -99,13 +99,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="REBASE rounding: reference (default, the reference code's) or largest-remainder",
     )
-    bench.add_argument("--early-termination", action="store_true", help="add ET to spex mode")
+    bench.add_argument(
+        "--early-termination",
+        nargs="?",
+        const="paper",
+        default=False,
+        choices=("paper", "safe"),
+        help="ET rule of the et-only mode, also added to spex (bare flag: paper)",
+    )
     bench.add_argument("--rollouts", type=int, default=None, help="MCTS rollouts")
     bench.add_argument("--step-max-tokens", type=int, default=256)
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--json", default=None, help="write the JSON report here")
     bench.add_argument("--plot", default=None, help="write a PNG timeline (first query) here")
     bench.add_argument("--trace", default=None, help="save the spex mode's traces (JSON) here")
+
+    et_replay = sub.add_parser(
+        "et-replay", help="replay early-termination rules offline on recorded search trees"
+    )
+    et_replay.add_argument("paths", nargs="+", metavar="PATH", help="spex record-trees files")
+    et_replay.add_argument(
+        "--mix", default="0,0.25,0.5,0.75,1", help="reward-quality rates q (reward mixed with gold)"
+    )
+    et_replay.add_argument("--prune-margin", type=float, default=0.3)
+    et_replay.add_argument("--json", default=None, help="write the reports (JSON) here")
 
     trace = sub.add_parser("trace", help="render a saved trace: timeline and search tree")
     trace.add_argument("path", help="a trace written by spex bench --trace")
@@ -347,6 +364,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_et_replay(args: argparse.Namespace) -> int:
+    """`spex et-replay`: every early-termination rule on recorded trees, one table each."""
+    from spex_graph.bench.et_replay import ReplaySettings, format_replay, replay_files
+
+    try:
+        mixes = tuple(float(m) for m in args.mix.split(",") if m.strip())
+    except ValueError:
+        raise SpexError(f"--mix takes rates in [0, 1], e.g. 0,0.5,1; got {args.mix!r}") from None
+    if not mixes or not all(0.0 <= m <= 1.0 for m in mixes):
+        raise SpexError(f"--mix takes rates in [0, 1], e.g. 0,0.5,1; got {args.mix!r}")
+    if not args.prune_margin > 0:
+        raise SpexError(f"--prune-margin must be > 0, got {args.prune_margin}")
+    settings = ReplaySettings(prune_margin=args.prune_margin, mixes=mixes)
+    reports = replay_files(args.paths, settings)
+    print("\n\n".join(format_replay(r) for r in reports))
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.as_dict() for r in reports], indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
 def cmd_trace(args: argparse.Namespace) -> int:
     """`spex trace`: render one query's timeline and tree."""
     from spex_graph.bench.trace_view import render_trace
@@ -428,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench": cmd_bench,
         "eval-reward": cmd_eval_reward,
         "trace": cmd_trace,
+        "et-replay": cmd_et_replay,
         "record-trees": cmd_record_trees,
         "setup": cmd_setup,
     }

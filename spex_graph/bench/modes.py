@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from spex_graph.errors import ConfigError
 from spex_graph.policies.config import SpexConfig
+
+PRUNE_MARGIN = 0.3
+"""The prune-only mode's margin: assumed (the SPEX artifact prunes no single branch)."""
 
 MODES: dict[str, str] = {
     "baseline": "the plain search: no speculation, no budget, no early termination",
     "spec-only": "speculation without any budget (unbounded)",
     "budget-only": "speculation under the reference's budget (first-come, no load or fairness)",
-    "et-only": "early termination alone",
-    "spex": "speculation + load-aware fair budget (+ early termination with --early-termination)",
+    "prune-only": "trailing-branch pruning alone (prune_margin 0.3, assumed; no early stop)",
+    "et-only": "early termination alone (the --early-termination rule, default paper)",
+    "spex": "speculation + load-aware fair budget (+ the --early-termination rule, if given)",
     "auto": "the library default (SpexConfig.auto): spex where the backend batches for free",
     "oracle": "perfect foresight: each chosen child starts when its parent's text exists",
     "baseline+sd": "the baseline on an engine with token-level speculative decoding (sim)",
@@ -20,9 +26,14 @@ MODES: dict[str, str] = {
 SD_SUFFIX = "+sd"
 
 
-def spex_config(mode: str, *, early_termination: bool = False) -> SpexConfig | None:
+def spex_config(
+    mode: str, *, early_termination: Literal[False, "paper", "safe"] = False
+) -> SpexConfig | None:
     """The SpexConfig of a mode (the oracle runs on spec-only plumbing); None for
-    `auto`, which the context resolves against its backend (`SpexConfig.auto`)."""
+    `auto`, which the context resolves against its backend (`SpexConfig.auto`).
+
+    `early_termination` is the rule `et-only` uses ("paper" when False) and the
+    one `spex` adds (none when False)."""
     mode = mode.removesuffix(SD_SUFFIX)
     if mode == "auto":
         return None
@@ -32,8 +43,12 @@ def spex_config(mode: str, *, early_termination: bool = False) -> SpexConfig | N
         return SpexConfig(budget=False, early_termination=False)
     if mode == "budget-only":
         return SpexConfig(budget_load_aware=False, budget_fair=False, early_termination=False)
+    if mode == "prune-only":
+        return SpexConfig(speculation=False, budget=False, prune_margin=PRUNE_MARGIN)
     if mode == "et-only":
-        return SpexConfig(speculation=False, budget=False, early_termination=True)
+        return SpexConfig(
+            speculation=False, budget=False, early_termination=early_termination or "paper"
+        )
     if mode == "spex":
         return SpexConfig(early_termination=early_termination)
     raise ConfigError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")

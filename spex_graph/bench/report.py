@@ -31,6 +31,10 @@ JSON schema (`spex bench --json`):
           "oracle_fraction": float | null,          # speedup / oracle speedup (not +sd)
           "speedup_over_sd_baseline": float,        # +sd modes: baseline+sd mean / this
           "same_answers_as_baseline": float,        # fraction of queries (errors never count)
+          "early_stopped": int,                     # queries that stopped early
+          "unstopped_speedup": float | null,        # baseline / this mean latency over the
+                                                    # queries this mode ran to the end (ET's
+                                                    # freed engine time reaching the others)
           "answers": [str | null, ...],             # in query order
           "latencies_s": [float, ...],
           "wall_s": float                           # real seconds on this machine
@@ -72,6 +76,20 @@ def _covered(records: list[RequestRecord]) -> float:
         total += stop - max(start, end)
         end = stop
     return total
+
+
+def _unstopped_speedup(run: ModeRun, baseline: ModeRun | None) -> float | None:
+    """Baseline mean latency / this mode's over the queries it did not stop early
+    (None without a baseline or when nothing stopped early)."""
+    if baseline is None or not any(r.get("stop_reason") == "early-stop" for r in run.results):
+        return None
+    pairs = [
+        (b["latency_s"], r["latency_s"])
+        for r, b in zip(run.results, baseline.results, strict=True)
+        if "error" not in r and "error" not in b and r.get("stop_reason") != "early-stop"
+    ]
+    mine = sum(p[1] for p in pairs)
+    return sum(p[0] for p in pairs) / mine if pairs and mine > 0 else None
 
 
 def mode_metrics(run: ModeRun, baseline: ModeRun | None) -> dict[str, Any]:
@@ -129,6 +147,8 @@ def mode_metrics(run: ModeRun, baseline: ModeRun | None) -> dict[str, Any]:
         "speedup": None,
         "oracle_fraction": None,
         "same_answers_as_baseline": same,
+        "early_stopped": sum(r.get("stop_reason") == "early-stop" for r in ok),
+        "unstopped_speedup": _unstopped_speedup(run, baseline),
         "answers": answers,
         "latencies_s": latencies,
         "wall_s": run.wall_s,
@@ -228,6 +248,7 @@ def format_table(report: dict[str, Any]) -> str:
             ),
         ),
         ("same ans", "{:>8}", lambda m, k: f"{100 * m['same_answers_as_baseline']:.0f}%"),
+        ("ET", "{:>4}", lambda m, k: str(m.get("early_stopped", 0))),
     ]
     header = " ".join(fmt.format(name) for name, fmt, _ in cols)
     lines = [header, "-" * len(header)]
@@ -243,6 +264,7 @@ def format_table(report: dict[str, Any]) -> str:
             if spec["backend"] == "sim"
             else f", {spec['dataset']}"
         )
+        + (f", early termination {spec['early_termination']}" if spec["early_termination"] else "")
     )
     for mode, metrics in report["results"].items():
         if metrics["failed"]:

@@ -12,7 +12,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from spex_graph.bench.modes import SD_SUFFIX, parse_modes, spex_config
 from spex_graph.context import SearchContext
@@ -43,7 +43,9 @@ class BenchSpec:
         profile: sim: a named profile (h100-7b, h200-7b, h100-8b) for both engines
             instead of the preset's (None = the preset's).
         shared_engine: sim: policy and reward on one GPU instead of two.
-        early_termination: add early termination to the `spex` mode.
+        early_termination: the early-termination rule ("paper" or "safe") of the
+            `et-only` mode, also added to the `spex` mode; False: `spex` without
+            it and `et-only` with "paper".
         seed: base seed shared by every mode.
         backend_url, model: for server and embedded backends.
         algorithm_options: extra algorithm knobs (e.g. {"rollouts": 10}).
@@ -66,7 +68,7 @@ class BenchSpec:
     gpu: str = "h100"
     profile: str | None = None
     shared_engine: bool = False
-    early_termination: bool = False
+    early_termination: Literal[False, "paper", "safe"] = False
     seed: int = 0
     backend_url: str | None = None
     model: str | None = None

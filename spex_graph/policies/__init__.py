@@ -2,7 +2,7 @@
 
 from spex_graph.policies.budget import BudgetController, Claim
 from spex_graph.policies.config import SpexConfig
-from spex_graph.policies.early_stop import StopDecision, answer_classes, should_stop
+from spex_graph.policies.early_stop import StopDecision, answer_classes, safe_stop, should_stop
 
 __all__ = [
     "BudgetController",
@@ -10,5 +10,6 @@ __all__ = [
     "SpexConfig",
     "StopDecision",
     "answer_classes",
+    "safe_stop",
     "should_stop",
 ]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from spex_graph.errors import ConfigError
 
@@ -61,10 +61,16 @@ class SpexConfig(BaseModel):
             pipelined.
 
     Early termination:
-        early_termination: stop a query once its answer is settled.
-        et_alpha_bfs / et_alpha_mcts: alpha in W1 - W2 > alpha x remaining x (W2 / n2).
-        et_threshold_bfs / et_threshold_mcts: the leading answer's median leaf weight
-            (min step reward) must exceed this.
+        early_termination: stop a query once its answer is settled. "safe" stops only
+            when no leaf the search could still produce can change the answer (a
+            proved bound: with exact=True the answer equals the baseline's); "paper"
+            is SPEX's heuristic (stops sooner, may change the answer); True picks
+            the default rule: "safe" when `exact`, else "paper"; False: off.
+            See spex_graph.policies.early_stop.
+        et_alpha_bfs / et_alpha_mcts: the paper rule's alpha in
+            W1 - W2 > alpha x remaining x (W2 / n2).
+        et_threshold_bfs / et_threshold_mcts: the paper rule's threshold: the leading
+            answer's median leaf weight (min step reward) must exceed this.
         prune_margin: prune live branches whose path reward (min step reward) trails
             the best live branch by more than this; None = never.
         prune_min_depth: only prune at or below this depth.
@@ -89,13 +95,30 @@ class SpexConfig(BaseModel):
 
     pipeline_scoring: bool = True
 
-    early_termination: bool = False
+    early_termination: bool | Literal["paper", "safe"] = False
     et_alpha_bfs: float = Field(1.0, ge=0.0)
     et_threshold_bfs: float = Field(0.9, ge=0.0, le=1.0)
     et_alpha_mcts: float = Field(0.5, ge=0.0)
     et_threshold_mcts: float = Field(0.95, ge=0.0, le=1.0)
     prune_margin: float | None = Field(None, gt=0.0)
     prune_min_depth: int = Field(2, ge=1)
+
+    @field_validator("early_termination", mode="before")
+    @classmethod
+    def _known_rule(cls, value: object) -> object:
+        if isinstance(value, str) and value not in ("paper", "safe"):
+            raise ValueError(f"use True, False, 'paper' or 'safe', not {value!r}")
+        return value
+
+    @property
+    def et_rule(self) -> Literal["paper", "safe"] | None:
+        """The early-termination rule in force (None: off); True resolves to "safe"
+        in exact mode and to "paper" otherwise."""
+        if self.early_termination is True:
+            return "safe" if self.exact else "paper"
+        if self.early_termination is False:
+            return None
+        return self.early_termination
 
     @classmethod
     def make(cls, **values: object) -> SpexConfig:
@@ -130,5 +153,5 @@ class SpexConfig(BaseModel):
 
     @classmethod
     def full(cls) -> SpexConfig:
-        """All three techniques on (early termination may change answers)."""
+        """All three techniques on (exact mode, so early termination is the safe rule)."""
         return cls(speculation=True, budget=True, early_termination=True)

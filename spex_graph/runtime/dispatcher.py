@@ -104,6 +104,8 @@ class QuerySession:
     """Called with ("expanded" | "scored", key) when a request of this query finishes."""
     speculator: QuerySpeculator | None = None
     """The query's SPEX speculator, when speculation is on (see spex_graph.policies)."""
+    early_stop: Any = None
+    """The query's answer classes kept between early-termination checks."""
     _expansions: dict[ExpansionKey, _Flight] = field(default_factory=dict)
     _scores: dict[ExpansionKey, asyncio.Task[float]] = field(default_factory=dict)
     _score_records: dict[ExpansionKey, RequestRecord] = field(default_factory=dict)

@@ -27,8 +27,11 @@ def _unit(*parts: object) -> float:
     return int.from_bytes(digest, "little") / 2**64
 
 
-def world(tree_seed: int) -> tuple[ScriptedBackend, RandomReward]:
-    """A random reasoning world: what each node says, how long it takes, what it scores."""
+def world(tree_seed: int, skew: float = 0.0) -> tuple[ScriptedBackend, RandomReward]:
+    """A random reasoning world: what each node says, how long it takes, what it scores.
+
+    With `skew` > 0, a finished path gives the first answer with that probability
+    (a skewed tree, as early termination expects) and a random one otherwise."""
     rng = random.Random(tree_seed)
     p_end = rng.uniform(0.1, 0.5)
     answers = [str(rng.randint(1, 9)) for _ in range(rng.randint(1, 4))]
@@ -38,6 +41,8 @@ def world(tree_seed: int) -> tuple[ScriptedBackend, RandomReward]:
         u = _unit(tree_seed, seed, "end")
         if depth >= 1 and u < p_end:
             answer = answers[int(_unit(tree_seed, seed, "ans") * len(answers))]
+            if _unit(tree_seed, seed, "skew") < skew:
+                answer = answers[0]
             return f"So the answer is \\boxed{{{answer}}}."
         # the engine stops at the step delimiter; what follows it is never returned
         return f"Step {depth + 1}: note {int(_unit(tree_seed, seed) * 1000)}.\n\nStep {depth + 2}:"
