@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from fractions import Fraction
 
 import pytest
@@ -13,7 +12,7 @@ from spex_graph.rewards.verifiers import (
     game24_path_valid,
     game24_step_score,
 )
-from spex_graph.tasks import data_dir
+from spex_graph.tasks.base import data_file, read_jsonl
 
 
 @pytest.mark.parametrize(
@@ -56,10 +55,8 @@ def test_check_arithmetic(step: str, checked: int, wrong: int) -> None:
 
 def test_check_arithmetic_on_gsm8k_gold_solutions() -> None:
     """Gold solutions are (almost) all right: two known slips in 1319 solutions."""
-    path = data_dir() / "gsm8k_test.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    if len(rows) < 1319:
-        pytest.skip("full GSM8K test set not found")
+    rows = read_jsonl(data_file("gsm8k"))
+    assert len(rows) == 1319
     checked = wrong = 0
     for row in rows:
         for step in row["answer"].split("\n"):
