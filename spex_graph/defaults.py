@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import os
-from typing import TYPE_CHECKING
 
 from spex_graph.backends.base import Backend
 from spex_graph.errors import ConfigError
 from spex_graph.rewards.base import RewardModel
-
-if TYPE_CHECKING:
-    from spex_graph.context import SearchContext
 
 BACKENDS: tuple[str, ...] = ("embedded", "sglang", "openai", "fake")
 
@@ -69,27 +64,3 @@ def default_reward(task: str, policy: Backend) -> RewardModel:
     if task == "gsm8k":
         return ArithmeticConfidenceReward()
     return ConfidenceReward()
-
-
-@functools.cache
-def environment_context() -> SearchContext:
-    """A shared SearchContext configured by environment variables (for Studio).
-
-    SPEX_BACKEND (embedded), SPEX_BACKEND_URL, SPEX_MODEL, SPEX_TASK (gsm8k),
-    SPEX_ALGORITHM (rebase), SPEX_WIDTH (algorithm default).
-    """
-    from spex_graph.config import SearchConfig
-    from spex_graph.context import SearchContext
-
-    width = os.environ.get("SPEX_WIDTH")
-    policy = make_backend(
-        os.environ.get("SPEX_BACKEND", "embedded"),
-        os.environ.get("SPEX_BACKEND_URL"),
-        os.environ.get("SPEX_MODEL"),
-    )
-    config = SearchConfig.make(
-        task=os.environ.get("SPEX_TASK", "gsm8k"),
-        algorithm=os.environ.get("SPEX_ALGORITHM", "rebase"),
-        width=int(width) if width else None,
-    )
-    return SearchContext.create(policy, config=config)

@@ -29,7 +29,7 @@ def test_stream_example() -> None:
     assert "+ node 1" in out and "answer: " in out
 
 
-async def test_studio_graph_runs_without_a_context(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def _studio_graph():  # type: ignore[no-untyped-def]
     config = json.loads((ROOT / "integrations/studio/langgraph.json").read_text())
     module_path, attr = config["graphs"]["spex_search"].split(":")
     spec = importlib.util.spec_from_file_location(
@@ -38,14 +38,26 @@ async def test_studio_graph_runs_without_a_context(monkeypatch) -> None:  # type
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    graph = getattr(module, attr)
+    return getattr(module, attr)
 
-    from spex_graph.defaults import environment_context
 
-    environment_context.cache_clear()
+async def test_studio_graph_runs_without_a_context(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    graph = _studio_graph()
     monkeypatch.setenv("SPEX_BACKEND", "fake")
     monkeypatch.setenv("SPEX_WIDTH", "2")
     out = await graph.ainvoke({"question": "What is 6 x 7?"})
     assert out["result"]["answer"] in ("42", "41")
+    assert out["result"]["width"] == 2
     assert "expand" in graph.get_graph().draw_mermaid()
-    environment_context.cache_clear()
+
+
+async def test_studio_graph_builds_its_context_from_a_dict_like_a_server(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`langgraph dev` passes the assistant's context as a dict, often empty."""
+    graph = _studio_graph()
+    monkeypatch.setenv("SPEX_BACKEND", "fake")
+    out = await graph.ainvoke({"question": "What is 6 x 7?"}, context={})
+    assert out["result"]["answer"] in ("42", "41")
+    out = await graph.ainvoke(
+        {"question": "What is 6 x 7?"}, context={"width": 3, "algorithm": "beam"}
+    )
+    assert (out["result"]["algorithm"], out["result"]["width"]) == ("beam", 3)

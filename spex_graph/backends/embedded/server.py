@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import socket
@@ -127,6 +129,19 @@ def _pdeathsig() -> None:  # runs in the child between fork and exec
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+_SPAWNER: list[concurrent.futures.ThreadPoolExecutor] = []
+_SPAWNER_THREAD: list[threading.Thread | None] = [None]
+
+
+def _spawner() -> concurrent.futures.ThreadPoolExecutor:
+    """The one thread that starts llama-server processes; it lives as long as the process."""
+    if not _SPAWNER:
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spex-llama-spawn")
+        pool.submit(lambda: _SPAWNER_THREAD.__setitem__(0, threading.current_thread())).result()
+        _SPAWNER.append(pool)
+    return _SPAWNER[0]
+
+
 @dataclass(eq=False)
 class LlamaServer:
     """One llama-server subprocess: start on demand, health-wait, restart after death, stop.
@@ -172,7 +187,7 @@ class LlamaServer:
     async def ensure_running(self) -> str:
         """Start the server if it is not running and wait until it answers; return its URL."""
         for attempt in range(3):
-            proc = self._spawn_if_needed(avoid_port=attempt > 0)
+            proc = await self._spawn(avoid_port=attempt > 0)
             if self._ready and proc.poll() is None:
                 return self.base_url
             try:
@@ -182,6 +197,14 @@ class LlamaServer:
                 continue
         raise BackendUnavailableError(
             f"llama-server could not bind a loopback port after 3 tries; see {self._log_path}"
+        )
+
+    async def _spawn(self, *, avoid_port: bool) -> subprocess.Popen[bytes]:
+        # Off the event loop: file and process calls block, and ASGI servers such as
+        # `langgraph dev` refuse blocking calls on their loop.
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            _spawner(), functools.partial(self._spawn_if_needed, avoid_port=avoid_port)
         )
 
     def _spawn_if_needed(self, *, avoid_port: bool) -> subprocess.Popen[bytes]:
@@ -197,7 +220,9 @@ class LlamaServer:
             log_dir = self.config.log_dir or self.config.model.parent.parent / "logs"
             log_dir.mkdir(parents=True, exist_ok=True)
             self._log_path = log_dir / f"llama-server-{self.config.model.stem}.log"
-            in_main = threading.current_thread() is threading.main_thread()
+            # A parent-death signal fires when the forking *thread* ends: only the main
+            # thread and the spawner thread live as long as the process.
+            lasting = threading.current_thread() in (threading.main_thread(), _SPAWNER_THREAD[0])
             rotate = self._log_path.is_file() and self._log_path.stat().st_size > _LOG_MAX
             with self._log_path.open("wb" if rotate else "ab") as log:
                 log.write(
@@ -209,7 +234,7 @@ class LlamaServer:
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                    preexec_fn=_pdeathsig if in_main else None,
+                    preexec_fn=_pdeathsig if lasting else None,
                 )
             _LIVE.add(self)
             return self._proc
