@@ -8,10 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import Field
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,9 +31,13 @@ def test_langchain_chain_example() -> None:
     assert out.count("Final answer: ") == 2
 
 
-def test_stream_example() -> None:
-    out = run_example("examples/stream_tree.py", "--backend", "fake")
-    assert "+ node 1" in out and "answer: " in out
+@pytest.mark.parametrize("api", [[], ["--events"]], ids=["astream", "astream_events-v2"])
+def test_stream_example(api: list[str]) -> None:
+    out = run_example("examples/stream_tree.py", "--backend", "fake", *api).splitlines()
+    kinds = [line.split()[0] for line in out]
+    assert kinds[:3] == ["select", "expand", "evaluate"]
+    assert "answer" in kinds[:-1] and out[-1].startswith("answer: ")
+    assert "0->1 " in out[1]
 
 
 def _studio_graph():  # type: ignore[no-untyped-def]
@@ -87,13 +93,6 @@ async def test_subgraph_example_passes_the_cleaned_question_to_the_search() -> N
     )
 
 
-def test_stream_events_example() -> None:
-    out = run_example("examples/stream_events.py", "--backend", "fake").splitlines()
-    kinds = [line.split()[0] for line in out]
-    assert kinds[:3] == ["select", "expand", "evaluate"]
-    assert "answer" in kinds and out[-1].startswith("answer: ")
-
-
 def _load_example(name: str):  # type: ignore[no-untyped-def]
     spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
     assert spec is not None and spec.loader is not None
@@ -108,7 +107,7 @@ class ScriptedToolChat(BaseChatModel):
     user's question, then answer with the tool's output."""
 
     tool: str = "spex_reasoner"
-    seen_tools: list[str] = []
+    seen_tools: list[str] = Field(default_factory=list)
 
     @property
     def _llm_type(self) -> str:
@@ -137,7 +136,7 @@ def test_agent_example_calls_the_reasoner_as_a_tool() -> None:
 
     module = _load_example("agent_tool")
     reasoner = SpexReasoner(make_backend("fake"), task="gsm8k", width=2, output="answer")
-    model = ScriptedToolChat(seen_tools=[])
+    model = ScriptedToolChat()
     messages = module.ask(module.build_agent(model, reasoner), "What is 6 x 7?")
     assert model.seen_tools == ["spex_reasoner"]
     call, result, final = messages[-3:]
