@@ -41,7 +41,9 @@ def make_backend(name: str, url: str | None = None, model: str | None = None) ->
     if name == "fake":
         from spex_graph.backends.fake import ScriptedBackend
 
-        return ScriptedBackend()
+        # $SPEX_FAKE_LATENCY_S: seconds per request, to watch progress without a model.
+        delay = float(os.environ.get("SPEX_FAKE_LATENCY_S") or 0)
+        return ScriptedBackend(latency=lambda _request: delay)
     raise ConfigError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 

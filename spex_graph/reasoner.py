@@ -10,6 +10,7 @@ async callers can share backends and their connections stay valid.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -135,7 +136,9 @@ class SpexReasoner(Runnable[Any, Any]):
         caller = asyncio.get_running_loop()
 
         def put(item: tuple[str, Any]) -> None:
-            caller.call_soon_threadsafe(queue.put_nowait, item)
+            # The consumer may be gone (Ctrl-C closed its loop): nobody is left to tell.
+            with contextlib.suppress(RuntimeError):
+                caller.call_soon_threadsafe(queue.put_nowait, item)
 
         async def pump() -> None:
             try:
