@@ -12,10 +12,9 @@ BACKENDS: tuple[str, ...] = ("embedded", "sglang", "openai", "fake")
 
 
 def default_backend() -> Backend:
-    """The embedded CPU engine (model from $SPEX_MODEL, default the 1.5B); starts lazily."""
-    from spex_graph.backends.embedded import EmbeddedBackend
-
-    return EmbeddedBackend(model=os.environ.get("SPEX_MODEL", "qwen2.5-coder-1.5b"))
+    """The backend used when none is passed: ``$SPEX_BACKEND`` (with ``$SPEX_BACKEND_URL``
+    and ``$SPEX_MODEL``), by default the embedded CPU engine (1.5B); starts lazily."""
+    return make_backend(os.environ.get("SPEX_BACKEND") or "embedded")
 
 
 def make_backend(name: str, url: str | None = None, model: str | None = None) -> Backend:
