@@ -10,7 +10,7 @@ import asyncio
 import subprocess
 import sys
 import types
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -22,7 +22,7 @@ from spex_graph.errors import ConfigError, RequestCancelledError
 class StandInEngine:
     """`sglang.Engine(**server_args)` with `async_generate` and `shutdown`."""
 
-    instances: list[StandInEngine] = []
+    instances: ClassVar[list[StandInEngine]] = []
 
     def __init__(self, **server_args: Any) -> None:
         self.server_args = server_args
