@@ -94,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     trace = sub.add_parser("trace", help="render a saved trace: timeline and search tree")
     trace.add_argument("path", help="a trace written by spex bench --trace")
     trace.add_argument("--query", default=None, help="query id (default: the first)")
-    trace.add_argument("--out", default="trace.png", help="PNG or SVG output")
+    trace.add_argument(
+        "--out", default="trace.html", help="HTML report (self-contained), PNG or SVG output"
+    )
 
     ev = sub.add_parser("eval-reward", help="how well the CPU reward ranks correct solutions")
     ev.add_argument("--dataset", default="gsm8k")
