@@ -272,6 +272,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """`spex bench`: every mode on the same workload, one table."""
     from spex_graph.bench import BenchSpec, build_report, format_table, run_bench
 
+    for flag, target in (("--json", args.json), ("--plot", args.plot), ("--trace", args.trace)):
+        if target and not Path(target).resolve().parent.is_dir():
+            raise SpexError(
+                f"{flag} {target}: folder {Path(target).parent} does not exist; create it first"
+            )
     options = {"rollouts": args.rollouts} if args.rollouts else {}
     spec = BenchSpec(
         backend=args.backend,

@@ -152,3 +152,16 @@ def test_ctrl_c_in_the_demo_ends_with_one_line() -> None:
     assert done.returncode == 130
     assert "Traceback" not in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "demo: interrupted"
+
+
+@pytest.mark.parametrize("flag", ["--plot", "--json", "--trace"])
+def test_bench_output_in_a_missing_folder_is_refused_before_the_run(
+    flag: str, tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    target = tmp_path / "missing" / "out.png"
+    assert main(["bench", "--backend", "sim", "--queries", "1", flag, str(target)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == (
+        f"spex: error: {flag} {target}: folder {target.parent} does not exist; create it first"
+    )
+    assert "spex bench:" not in captured.out  # nothing ran
