@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 MODEL ?= 1.5b
 PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: demo test venv lint typecheck pytest setup-model clean
+.PHONY: demo test venv lint typecheck pytest setup-model chromium clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,12 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy spex_graph
 
-pytest: venv
+# Headless Chromium renders `spex trace`'s HTML report in a test (Debian's package).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; } \
+		|| { echo "make: the HTML report test needs chromium: apt-get install -y chromium"; exit 1; }
+
+pytest: venv chromium
 	$(MAKE) setup-model MODEL=0.5b
 	$(VENV)/bin/pytest -q
 

@@ -14,10 +14,20 @@ from spex_graph.config import ALGORITHMS
 from spex_graph.defaults import BACKENDS
 from spex_graph.errors import SpexError
 
+#: `--spex` choices: auto leaves the choice to the library's default.
+SPEX_MODES = ("auto", "on", "off")
+#: Default search width on the embedded CPU engine (every branch costs real CPU time).
+CPU_WIDTH = 4
+
 
 def _search_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--algorithm", default="rebase", choices=ALGORITHMS)
-    parser.add_argument("--width", type=int, default=None, help="search width (algorithm default)")
+    parser.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help=f"search width (default {CPU_WIDTH} on the embedded CPU engine, else the algorithm's)",
+    )
     parser.add_argument("--backend", default="embedded", choices=BACKENDS)
     parser.add_argument("--backend-url", default=None, help="server URL (sglang, openai)")
     parser.add_argument("--model", default=None, help="model name (embedded: 1.5b or 0.5b)")
@@ -27,6 +37,12 @@ def _search_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chat-template", default="chatml")
     parser.add_argument("--request-timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--spex",
+        default="auto",
+        choices=SPEX_MODES,
+        help="SPEX techniques: auto (the library default), on, or off (plain search)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     trace = sub.add_parser("trace", help="render a saved trace: timeline and search tree")
     trace.add_argument("path", help="a trace written by spex bench --trace")
     trace.add_argument("--query", default=None, help="query id (default: the first)")
-    trace.add_argument("--out", default="trace.png", help="PNG or SVG output")
+    trace.add_argument(
+        "--out", default="trace.html", help="HTML report (self-contained), PNG or SVG output"
+    )
 
     ev = sub.add_parser("eval-reward", help="how well the CPU reward ranks correct solutions")
     ev.add_argument("--dataset", default="gsm8k")
@@ -152,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _spex_config(mode: str) -> Any:
+    """The SpexConfig for ``--spex``: None (library default) for auto."""
+    from spex_graph.policies import SpexConfig
+
+    return {"auto": None, "on": SpexConfig(), "off": SpexConfig.baseline()}[mode]
+
+
 def _reasoner(
     args: argparse.Namespace, task: str, spex: Any = None, checkpointer: Any = None
 ) -> Any:
@@ -159,18 +184,21 @@ def _reasoner(
     from spex_graph.reasoner import SpexReasoner
 
     policy = make_backend(args.backend, args.backend_url, _model_name(args.model))
+    width = args.width
+    if width is None and args.backend == "embedded":
+        width = CPU_WIDTH
     return SpexReasoner(
         policy,
         task=task,
         algorithm=args.algorithm,
-        width=args.width,
+        width=width,
         max_depth=args.max_depth,
         step_max_tokens=args.step_max_tokens,
         temperature=args.temperature,
         seed=args.seed,
         chat_template=args.chat_template,
         request_timeout_s=args.request_timeout,
-        spex=spex,
+        spex=spex if spex is not None else _spex_config(args.spex),
         checkpointer=checkpointer,
     )
 
@@ -187,12 +215,20 @@ def _health(reasoner: Any) -> None:
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    """`spex solve`: one question."""
+    """`spex solve`: one question, with a live progress line on stderr."""
+    from spex_graph.progress import ProgressLine, search_with_progress
+
+    if not args.question.strip():
+        raise SpexError('the question is empty; pass the problem text: spex solve "What is 2+2?"')
     reasoner = _reasoner(args, args.task)
     try:
         _health(reasoner)
         started = time.perf_counter()
-        result = reasoner.invoke(args.question)
+        live = ProgressLine(sys.stderr)
+        try:
+            result = asyncio.run(search_with_progress(reasoner, args.question, live.show))
+        finally:
+            live.close()
         elapsed = time.perf_counter() - started
     finally:
         reasoner.close()
@@ -215,8 +251,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from spex_graph import resume
+    from spex_graph.progress import SearchProgress
     from spex_graph.runtime.loop import run_on_shared_loop
     from spex_graph.tasks import get_task
+
+    def _postfix(progress: SearchProgress) -> str:
+        return f"acc={correct}/{bar.n} | {progress.line()}"
 
     task = get_task(args.dataset)
     problems = task.load(limit=args.limit, offset=args.offset)
@@ -251,7 +291,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                     started = time.perf_counter()
                     thread = f"{args.dataset}:{problem.id}:{key}"
                     try:
-                        result = await resume.search_resumable(reasoner, problem, thread)
+                        result = await resume.search_resumable(
+                            reasoner,
+                            problem,
+                            thread,
+                            on_progress=lambda p: bar.set_postfix_str(_postfix(p)),
+                        )
                         row = result.model_dump(mode="json")
                         correct += bool(result.correct)
                     except SpexError as exc:
@@ -262,7 +307,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     fh.write(json.dumps(row) + "\n")
                     fh.flush()
                     bar.update(1)
-                    bar.set_postfix(acc=f"{correct}/{bar.n}")
+                    bar.set_postfix_str(f"acc={correct}/{bar.n}")
 
             async def all_of() -> None:
                 gate = asyncio.Semaphore(max(1, args.concurrency))
@@ -318,6 +363,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """`spex bench`: every mode on the same workload, one table."""
     from spex_graph.bench import BenchSpec, build_report, format_table, run_bench
 
+    for flag, target in (("--json", args.json), ("--plot", args.plot), ("--trace", args.trace)):
+        if target and not Path(target).resolve().parent.is_dir():
+            raise SpexError(
+                f"{flag} {target}: folder {Path(target).parent} does not exist; create it first"
+            )
     options = {"rollouts": args.rollouts} if args.rollouts else {}
     spec = BenchSpec(
         backend=args.backend,

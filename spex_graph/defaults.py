@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import os
-from typing import TYPE_CHECKING
 
 from spex_graph.backends.base import Backend
 from spex_graph.errors import ConfigError
 from spex_graph.rewards.base import RewardModel
 
-if TYPE_CHECKING:
-    from spex_graph.context import SearchContext
-
 BACKENDS: tuple[str, ...] = ("embedded", "sglang", "openai", "fake")
 
 
 def default_backend() -> Backend:
-    """The embedded CPU engine (model from $SPEX_MODEL, default the 1.5B); starts lazily."""
-    from spex_graph.backends.embedded import EmbeddedBackend
-
-    return EmbeddedBackend(model=os.environ.get("SPEX_MODEL", "qwen2.5-coder-1.5b"))
+    """The backend used when none is passed: ``$SPEX_BACKEND`` (with ``$SPEX_BACKEND_URL``
+    and ``$SPEX_MODEL``), by default the embedded CPU engine (1.5B); starts lazily."""
+    return make_backend(os.environ.get("SPEX_BACKEND") or "embedded")
 
 
 def make_backend(name: str, url: str | None = None, model: str | None = None) -> Backend:
@@ -46,7 +40,9 @@ def make_backend(name: str, url: str | None = None, model: str | None = None) ->
     if name == "fake":
         from spex_graph.backends.fake import ScriptedBackend
 
-        return ScriptedBackend()
+        # $SPEX_FAKE_LATENCY_S: seconds per request, to watch progress without a model.
+        delay = float(os.environ.get("SPEX_FAKE_LATENCY_S") or 0)
+        return ScriptedBackend(latency=lambda _request: delay)
     raise ConfigError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
@@ -69,27 +65,3 @@ def default_reward(task: str, policy: Backend) -> RewardModel:
     if task == "gsm8k":
         return ArithmeticConfidenceReward()
     return ConfidenceReward()
-
-
-@functools.cache
-def environment_context() -> SearchContext:
-    """A shared SearchContext configured by environment variables (for Studio).
-
-    SPEX_BACKEND (embedded), SPEX_BACKEND_URL, SPEX_MODEL, SPEX_TASK (gsm8k),
-    SPEX_ALGORITHM (rebase), SPEX_WIDTH (algorithm default).
-    """
-    from spex_graph.config import SearchConfig
-    from spex_graph.context import SearchContext
-
-    width = os.environ.get("SPEX_WIDTH")
-    policy = make_backend(
-        os.environ.get("SPEX_BACKEND", "embedded"),
-        os.environ.get("SPEX_BACKEND_URL"),
-        os.environ.get("SPEX_MODEL"),
-    )
-    config = SearchConfig.make(
-        task=os.environ.get("SPEX_TASK", "gsm8k"),
-        algorithm=os.environ.get("SPEX_ALGORITHM", "rebase"),
-        width=int(width) if width else None,
-    )
-    return SearchContext.create(policy, config=config)

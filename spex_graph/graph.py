@@ -104,6 +104,7 @@ def build_search_graph(
     *,
     checkpointer: Any = None,
     name: str = "spex-search",
+    context_schema: type[Any] = SearchContext,
 ) -> SearchGraph:
     """Compile the search graph.
 
@@ -118,10 +119,13 @@ def build_search_graph(
         checkpointer: a LangGraph checkpointer (in-memory or SQLite saver) to make
             runs resumable; pass `config={"configurable": {"thread_id": ...}}` then.
         name: the graph's name (shown in LangGraph Studio).
+        context_schema: the type runs pass as context: `SearchContext` (live objects), or
+            `spex_graph.settings.ContextSettings` for servers that can only pass JSON
+            (LangGraph Studio and Platform build it from the assistant's context).
     """
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(
         SearchGraphState,
-        context_schema=SearchContext,
+        context_schema=context_schema,
         input_schema=SearchInput,
         output_schema=SearchOutput,
     )

@@ -10,12 +10,17 @@ async callers can share backends and their connections stay valid.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from langchain_core._api import LangChainBetaWarning
 from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, Field
 
 from spex_graph.algorithms.base import SearchAlgorithm
 from spex_graph.backends.base import Backend
@@ -27,6 +32,22 @@ from spex_graph.result import SearchResult
 from spex_graph.rewards.base import RewardModel
 from spex_graph.runtime.loop import shared_loop
 from spex_graph.tasks.base import Problem, Task
+
+
+class ReasonerInput(BaseModel):
+    """A question for the reasoner (a plain string works too)."""
+
+    question: str = Field(
+        description="The problem to solve, stated in full: a math word problem, a "
+        "competition math problem, or four numbers for the Game of 24."
+    )
+
+
+#: What an agent reads about the reasoner's tool (`SpexReasoner.as_tool`).
+TOOL_DESCRIPTION = (
+    "Solves a math problem step by step with a reward-guided Tree-of-Thought search and "
+    "returns the final answer. Pass the whole problem as 'question'."
+)
 
 
 class SpexReasoner(Runnable[Any, Any]):
@@ -69,6 +90,37 @@ class SpexReasoner(Runnable[Any, Any]):
 
     # -- Runnable interface -------------------------------------------------
 
+    @property
+    def InputType(self) -> type[ReasonerInput]:
+        """The declared input: ``{"question": str}`` (a plain string is accepted too)."""
+        return ReasonerInput
+
+    def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+        """`ReasonerInput`: what LangChain tools, agents and servers see."""
+        return ReasonerInput
+
+    def as_tool(
+        self,
+        args_schema: type[BaseModel] | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        arg_types: dict[str, type] | None = None,
+    ) -> BaseTool:
+        """The reasoner as a tool an agent calls with ``{"question": ...}``.
+
+        Defaults: name ``spex_reasoner`` and `TOOL_DESCRIPTION`. Build the reasoner with
+        ``output="answer"`` so the tool returns just the answer.
+        """
+        with warnings.catch_warnings():  # as_tool is marked beta in langchain-core
+            warnings.simplefilter("ignore", LangChainBetaWarning)
+            return super().as_tool(
+                args_schema,
+                name=name or "spex_reasoner",
+                description=description or TOOL_DESCRIPTION,
+                arg_types=arg_types,
+            )
+
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Search one question and return its result."""
         return self._loop.run(self._search(input, config))
@@ -85,7 +137,9 @@ class SpexReasoner(Runnable[Any, Any]):
         caller = asyncio.get_running_loop()
 
         def put(item: tuple[str, Any]) -> None:
-            caller.call_soon_threadsafe(queue.put_nowait, item)
+            # The consumer may be gone (Ctrl-C closed its loop): nobody is left to tell.
+            with contextlib.suppress(RuntimeError):
+                caller.call_soon_threadsafe(queue.put_nowait, item)
 
         graph_input, query_id = self._query_input(input, config)
 
@@ -181,6 +235,8 @@ class SpexReasoner(Runnable[Any, Any]):
             return {"question": input}
         if isinstance(input, Problem):
             return {"problem": dataclasses.asdict(input)}
+        if isinstance(input, ReasonerInput):
+            return {"question": input.question}
         if isinstance(input, dict):
             if "question" in input or "problem" in input:
                 out = dict(input)

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from spex_graph.progress import SearchProgress, search_with_progress
 from spex_graph.result import SearchResult
 from spex_graph.runtime.loop import shared_loop
 from spex_graph.tasks.base import Problem
@@ -78,8 +80,14 @@ async def close_checkpointer(saver: Any) -> None:
     await shared_loop().arun(saver.conn.close())
 
 
-async def search_resumable(reasoner: Any, problem: Problem, thread_id: str) -> SearchResult:
-    """Search `problem`, continuing its checkpointed search under `thread_id` if one exists."""
+async def search_resumable(
+    reasoner: Any,
+    problem: Problem,
+    thread_id: str,
+    on_progress: Callable[[SearchProgress], None] | None = None,
+) -> SearchResult:
+    """Search `problem`, continuing its checkpointed search under `thread_id` if one exists;
+    `on_progress` sees the live progress of the search (layer, nodes, tokens/s, best)."""
     config: Any = {"configurable": {"thread_id": thread_id}}
     loop = shared_loop()
     snapshot = await loop.arun(reasoner.graph.aget_state(config))
@@ -88,7 +96,11 @@ async def search_resumable(reasoner: Any, problem: Problem, thread_id: str) -> S
         result = SearchResult.model_validate(values["result"])
     else:
         # a checkpoint with pending nodes continues where it stopped; otherwise start afresh
-        result = await reasoner.ainvoke(None if snapshot.next else problem, config)
+        question = None if snapshot.next else problem
+        if on_progress is None:
+            result = await reasoner.ainvoke(question, config)
+        else:
+            result = await search_with_progress(reasoner, question, on_progress, config)
     saver = reasoner.graph.checkpointer
     if saver is not None:
         await loop.arun(saver.adelete_thread(thread_id))

@@ -37,6 +37,7 @@ class ScoredSample:
         confidence: exp(mean token logprob) of the whole solution.
         checked, wrong: equations checked / found wrong over all steps.
         score: the combined path score (see `combined_score`).
+        text: the sampled solution (kept so a new reward can rescore the same samples).
     """
 
     problem_id: str
@@ -47,6 +48,7 @@ class ScoredSample:
     checked: int
     wrong: int
     score: float
+    text: str = ""
 
 
 def combined_score(conf: float, checked: int, wrong: int) -> float:
@@ -118,6 +120,7 @@ async def sample_and_score(
             checked,
             wrong,
             combined_score(conf, checked, wrong),
+            completion.text,
         )
 
     from tqdm import tqdm

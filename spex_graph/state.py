@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any
+
+# pydantic (JSON schemas for LangGraph Studio's input form) needs typing_extensions'
+# TypedDict before Python 3.12.
+from typing_extensions import TypedDict
 
 
 class SearchInput(TypedDict, total=False):

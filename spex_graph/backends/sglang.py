@@ -113,6 +113,33 @@ def parse_top_entries(positions: Any) -> tuple[tuple[tuple[str, float], ...], ..
     return tuple(out)
 
 
+def sglang_output_completion(
+    data: dict[str, Any], request: GenerationRequest
+) -> tuple[Completion | None, dict[str, Any]]:
+    """A Completion from one SGLang output (``/generate`` JSON or ``Engine.async_generate``),
+    or None and the raw finish reason when SGLang aborted the request."""
+    raw_meta = data.get("meta_info")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+    kind, matched, raw = parse_sglang_finish(meta.get("finish_reason"))
+    if kind == "abort":
+        return None, raw
+    text, cut = cut_at_stop(str(data["text"]), request.stop)
+    stop_matched = cut or (matched if isinstance(matched, str) and matched else None)
+    if cut is not None:
+        kind = "stop"
+    completion = make_completion(
+        text=text,
+        finish_reason=kind,
+        prompt_tokens=int(meta.get("prompt_tokens") or 0),
+        completion_tokens=int(meta.get("completion_tokens") or 0),
+        cached_tokens=int(meta.get("cached_tokens") or 0),
+        stop_matched=stop_matched,
+        token_logprobs=parse_logprob_entries(meta.get("output_token_logprobs")),
+        top_logprobs=parse_top_entries(meta.get("output_top_logprobs")),
+    )
+    return completion, raw
+
+
 class SGLangBackend:
     """Backend for an SGLang server (`python -m sglang.launch_server`), native API.
 
@@ -296,10 +323,8 @@ class SGLangBackend:
     def _completion(
         self, data: dict[str, Any], request: GenerationRequest, rid: str, state: Inflight
     ) -> Completion:
-        raw_meta = data.get("meta_info")
-        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
-        kind, matched, raw = parse_sglang_finish(meta.get("finish_reason"))
-        if kind == "abort":
+        completion, raw = sglang_output_completion(data, request)
+        if completion is None:
             status = raw.get("status_code")
             message = one_line(raw.get("message") or "Aborted", 120)
             if state.cancelled or status is None:
@@ -312,20 +337,7 @@ class SGLangBackend:
             raise BackendRequestError(
                 f"SGLang at {self.base_url} aborted {rid} ({message}, status {status}); {hint}"
             )
-        text, cut = cut_at_stop(str(data["text"]), request.stop)
-        stop_matched = cut or (matched if isinstance(matched, str) and matched else None)
-        if cut is not None:
-            kind = "stop"
-        return make_completion(
-            text=text,
-            finish_reason=kind,
-            prompt_tokens=int(meta.get("prompt_tokens") or 0),
-            completion_tokens=int(meta.get("completion_tokens") or 0),
-            cached_tokens=int(meta.get("cached_tokens") or 0),
-            stop_matched=stop_matched,
-            token_logprobs=parse_logprob_entries(meta.get("output_token_logprobs")),
-            top_logprobs=parse_top_entries(meta.get("output_top_logprobs")),
-        )
+        return completion
 
     # ------------------------------------------------------------------ probing
 

@@ -50,7 +50,8 @@ def load_trace(path: str | Path) -> dict[str, Any]:
 
 
 def render_trace(path: str | Path, out: str | Path, query_id: str | None = None) -> Path:
-    """Render one query of a trace file to PNG or SVG (by `out`'s extension)."""
+    """Render one query of a trace file to HTML (self-contained), PNG or SVG (by `out`'s
+    extension)."""
     queries = load_trace(path)
     if not queries:
         raise ConfigError(f"{path} holds no queries")
@@ -58,6 +59,11 @@ def render_trace(path: str | Path, out: str | Path, query_id: str | None = None)
     if qid not in queries:
         raise ConfigError(f"query {qid!r} is not in {path}; it has {', '.join(sorted(queries))}")
     entry = queries[qid]
+    if Path(out).suffix.lower() in (".html", ".htm"):
+        from spex_graph.bench.trace_html import trace_html
+
+        Path(out).write_text(trace_html(qid, entry), encoding="utf-8")
+        return Path(out)
     records = [RequestRecord(**r) for r in entry["records"]]
     tree = SearchTree.model_validate(entry["tree"])
     try:

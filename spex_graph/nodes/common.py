@@ -8,7 +8,6 @@ from langgraph.runtime import Runtime
 
 from spex_graph.algorithms.base import SearchState
 from spex_graph.context import SearchContext
-from spex_graph.errors import ConfigError
 from spex_graph.runtime.dispatcher import QuerySpeculator
 from spex_graph.state import SearchGraphState
 from spex_graph.tasks.base import Problem
@@ -18,20 +17,16 @@ from spex_graph.tree import SearchTree
 def context_of(runtime: Runtime[Any]) -> SearchContext:
     """The SearchContext of this run.
 
-    Without one (LangGraph Studio, `langgraph dev`), a process-wide context is
-    built from the environment: see `spex_graph.defaults.environment_context`.
+    A run given settings by name instead (LangGraph Studio, `langgraph dev`, LangGraph
+    Platform: a `ContextSettings`, a dict of its fields, or nothing) gets the shared
+    context those settings, the ``SPEX_*`` environment and the defaults describe.
     """
     ctx = runtime.context
     if isinstance(ctx, SearchContext):
         return ctx
-    if ctx is None:
-        from spex_graph.defaults import environment_context
+    from spex_graph.settings import context_from_settings
 
-        return environment_context()
-    raise ConfigError(
-        f"the search graph's context must be a SearchContext, not {type(ctx).__name__}: "
-        "pass context=SearchContext.create(...) or use SpexReasoner"
-    )
+    return context_from_settings(ctx)
 
 
 def load_tree(state: SearchGraphState) -> SearchTree:

@@ -23,6 +23,7 @@ from spex_graph.runtime.dispatcher import ExpansionKey, QuerySession
 from spex_graph.state import SearchGraphState
 from spex_graph.tasks.base import Problem
 from spex_graph.terminal import classify_child
+from spex_graph.tree import SearchNode
 
 
 def _score_when_ready(
@@ -94,10 +95,20 @@ async def expand_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict[st
         {
             "event": "expand",
             "query_id": state["query_id"],
-            "new_nodes": [
-                {"id": i, "parent": tree.node(i).parent, "text": tree.node(i).text} for i in new_ids
-            ],
+            "new_nodes": [_event_node(tree.node(i)) for i in new_ids],
             "tree_size": len(tree),
         }
     )
     return {"tree": dump(tree), "new_ids": new_ids, "orders": []}
+
+
+def _event_node(node: SearchNode) -> dict[str, Any]:
+    """A new node as the expand event shows it (live progress, UIs)."""
+    return {
+        "id": node.id,
+        "parent": node.parent,
+        "text": node.text,
+        "depth": node.depth,
+        "tokens": node.completion_tokens,
+        "answer": node.answer,
+    }

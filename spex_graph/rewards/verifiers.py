@@ -29,12 +29,20 @@ __all__ = [
 _REL_TOL = Fraction(1, 10_000)
 _MAX_EXPONENT = 64
 _NUM = r"(?:\$\s*)?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)%?"
-_OP = r"(?:\*\*|[-+*/^×÷xX])"
-_TERM = r"(?:\(\s*)*" + _NUM + r"(?:\s*\))*"
+# A unit word after a number ("3 kg * 4 = 12 kg"): two or more letters, not a word that
+# carries arithmetic or joins clauses.
+_UNIT = (
+    r"(?:\s+(?!(?:times|of|and|or|is|are|per|plus|minus|to|so|then|by|for|with|each|"
+    r"which|that|more|less|than|left|in|on|at|from)\b)[a-zA-Z]{2,}\b"
+    r"(?!\s*(?!(?:[xX]|times)\s*[\d($])[a-zA-Z(]))"
+)
+_OP = r"(?:\*\*|[-+*/^×÷xX]|times\b)"
+_TERM = r"(?:\(\s*)*" + _NUM + _UNIT + r"?(?:\s*\))*"
 _EXPR = r"(?:-\s*)?" + _TERM + r"(?:\s*" + _OP + r"\s*" + _TERM + r")*"
 _CHAIN_RE = re.compile(_EXPR + r"(?:\s*=\s*" + _EXPR + r")+")
 _ANNOTATION_RE = re.compile(r"<<([^<>]*)>>")
 _EQ_SPLIT_RE = re.compile(r"\s*=\s*")
+_LIST_MARKER_RE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _HEADER_RE = re.compile(r"(?:steps|input)\s*:", re.IGNORECASE)
 
 
@@ -53,11 +61,27 @@ def _prepare(text: str) -> str:
     text = re.sub(r"\\div(?![a-zA-Z])", "/", text)
     text = re.sub(r"\\[dt]?frac\{([\d.]+)\}\{([\d.]+)\}", r"(\1/\2)", text)
     text = re.sub(r"\\(?:left|right)(?![a-zA-Z])", "", text)
+    text = re.sub(r"\\[()\[\]]", " ", text)  # LaTeX math delimiters \( \) \[ \]
+    text = re.sub(r"\*\*", _power_or_bold, text)
     return text.replace("\u00b7", "*").replace("\u2217", "*")
 
 
+def _power_or_bold(match: re.Match[str]) -> str:
+    """``**`` between operands is a power (``2 ** 3``); anywhere else Markdown bold."""
+    before = match.string[: match.start()].rstrip()
+    after = match.string[match.end() :].lstrip()
+    operands = before[-1:].isdigit() or before.endswith(")")
+    if operands and (after[:1].isdigit() or after.startswith("(")):
+        return "**"
+    return " "
+
+
+def _strip_units(expr: str) -> str:
+    return re.sub(r"[a-zA-Z]{2,}", " ", expr)
+
+
 def _to_python(expr: str, percent_scale: bool) -> str:
-    s = expr.replace("$", "").replace(",", "")
+    s = _strip_units(re.sub(r"\btimes\b", "*", expr)).replace("$", "").replace(",", "")
     s = s.replace("×", "*").replace("÷", "/").replace("x", "*").replace("X", "*")
     s = s.replace("^", "**")
     return s.replace("%", "/100" if percent_scale else "")
@@ -98,7 +122,13 @@ def _value(expr: str, percent_scale: bool) -> Fraction | None:
 
 
 def _is_number(expr: str) -> bool:
-    return re.fullmatch(r"\s*-?\s*\(*\s*" + _NUM + r"\s*\)*\s*", expr) is not None
+    return re.fullmatch(r"\s*-?\s*\(*\s*" + _NUM + _UNIT + r"?\s*\)*\s*", expr) is not None
+
+
+def _leading_number(expr: str) -> str | None:
+    """The first number of an expression (``391`` in ``391 - 4``)."""
+    found = re.search(_NUM, expr)
+    return found.group(0) if found else None
 
 
 def _decimals(number: str) -> int:
@@ -113,34 +143,46 @@ def _matches(value: Fraction, shown: Fraction, decimals: int) -> bool:
     return decimals > 0 and diff <= Fraction(1, 2 * 10**decimals) + Fraction(1, 10**12)
 
 
-def _equation_ok(lhs: str, rhs: str) -> bool:
-    """Whether ``lhs`` (with operators) equals the plain number ``rhs`` (lenient on %)."""
-    decimals = _decimals(rhs)
-    rhs_values = {v for v in (_value(rhs, False), _value(rhs, True)) if v is not None}
+def _equation_ok(lhs: str, rhs: tuple[str, ...]) -> bool:
+    """Whether ``lhs`` (with operators) equals any of the numbers ``rhs`` (lenient on %)."""
     lhs_values = {v for v in (_value(lhs, False), _value(lhs, True)) if v is not None}
-    return any(_matches(lv, rv, decimals) for lv in lhs_values for rv in rhs_values)
+    for shown in rhs:
+        decimals = _decimals(shown)
+        values = {v for v in (_value(shown, False), _value(shown, True)) if v is not None}
+        if any(_matches(lv, rv, decimals) for lv in lhs_values for rv in values):
+            return True
+    return False
 
 
 def _key(expr: str) -> str:
-    return re.sub(r"[\s$,]", "", expr).replace("×", "*").replace("x", "*").replace("X", "*")
+    text = _strip_units(re.sub(r"\btimes\b", "*", expr))
+    return re.sub(r"[\s$,]", "", text).replace("×", "*").replace("x", "*").replace("X", "*")
 
 
-def _chain_pairs(chain: str) -> list[tuple[str, str]]:
-    """``(expression, number)`` pairs of a chain ``a = b = c`` worth checking.
+def _chain_pairs(chain: str) -> list[tuple[str, tuple[str, ...]]]:
+    """``(expression, accepted values)`` pairs of a chain ``a = b = c`` worth checking.
 
-    Each side with operators is compared with the plain number right after it, else with
-    the plain number right before it (``18 = 9 * 2``).
+    Each side with operators is compared with the plain number right after it; before
+    another expression, with that expression's value or its first number (a running
+    computation, ``17 * 23 = 391 - 4 = 387``); at the end, with the plain number right
+    before it (``18 = 9 * 2``).
     """
     sides = _EQ_SPLIT_RE.split(chain.strip())
     plain = [_is_number(side) for side in sides]
-    pairs = []
+    pairs: list[tuple[str, tuple[str, ...]]] = []
     for k, side in enumerate(sides):
         if plain[k]:
             continue
         if k + 1 < len(sides) and plain[k + 1]:
-            pairs.append((side, sides[k + 1]))
+            pairs.append((side, (sides[k + 1],)))
+        elif k + 1 < len(sides):
+            value = _value(sides[k + 1], False)
+            lead = _leading_number(sides[k + 1])
+            accepted = tuple(str(v) for v in (value, lead) if v is not None)
+            if accepted:
+                pairs.append((side, accepted))
         elif k > 0 and plain[k - 1]:
-            pairs.append((side, sides[k - 1]))
+            pairs.append((side, (sides[k - 1],)))
     return pairs
 
 
@@ -155,6 +197,8 @@ def _preceded_by_operand(text: str, start: int) -> bool:
         return True
     if text[start] == "-" and (before[-1].isalnum() or before[-1] == ")"):
         return True  # a binary minus: "x - 5 + 3 = 2"
+    if re.search(r"[-+*/×÷]\s*(?:[a-zA-Z]+\s+){1,2}$", text[:start]):
+        return True  # "25 classmates + his 1 teacher + 1 himself = 27": words in between
     return re.search(r"(?:^|\W)(?:x|X|times|of)$", before[-8:]) is not None
 
 
@@ -172,7 +216,9 @@ def check_arithmetic(step_text: str) -> ArithmeticCheck:
     """Count the equations in a step and how many of them are wrong.
 
     Finds ``16 - 3 - 4 = 9``, ``9 * 2 = $18``, ``<<16-3-4=9>>``, ``3 x 4 = 12``,
-    ``12/4 = 3``, ``1,200 + 300 = 1,500`` and chains ``a = b = c``. The side with operators
+    ``12/4 = 3``, ``1,200 + 300 = 1,500``, ``3 kg * 4 = 12 kg``, ``17 \\times 23 = 391``,
+    ``**17 * 23 = 391**``, chains ``a = b = c`` and running computations
+    ``17 * 23 = 391 - 4 = 387``, one line at a time. The side with operators
     is computed exactly and compared with the plain number on the other side, to a relative
     1e-4 or to the rounding of the decimals shown. A percent sign may mean /100 or not.
     Equations inside algebra (``2x + 3 = 7``) and statements like ``x = 5`` are ignored.
@@ -180,12 +226,12 @@ def check_arithmetic(step_text: str) -> ArithmeticCheck:
     if not step_text:
         return ArithmeticCheck(0, 0)
     text = _prepare(step_text)
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, ...]] = set()
     checked = wrong = 0
 
-    def judge(lhs: str, rhs: str) -> None:
+    def judge(lhs: str, rhs: tuple[str, ...]) -> None:
         nonlocal checked, wrong
-        key = (_key(lhs), _key(rhs))
+        key = (_key(lhs), *(_key(r) for r in rhs))
         if key in seen:
             return
         seen.add(key)
@@ -198,14 +244,16 @@ def check_arithmetic(step_text: str) -> ArithmeticCheck:
     for annotation in _ANNOTATION_RE.findall(text):
         for lhs, rhs in _chain_pairs(annotation):
             judge(lhs, rhs)
-    visible = _ANNOTATION_RE.sub(" ", text)
-    for m in _CHAIN_RE.finditer(visible):
-        if _preceded_by_operand(visible, m.start()):
-            continue
-        if _continues_algebra(visible, m.end()):
-            continue
-        for lhs, rhs in _chain_pairs(m.group(0)):
-            judge(lhs, rhs)
+    # Line by line: an equation ends at its line ("17 * 23 = 391\n391 - 4 = 387").
+    for raw_line in _ANNOTATION_RE.sub(" ", text).splitlines():
+        line = _LIST_MARKER_RE.sub("", raw_line)  # "- 17 * 23 = 391" is not minus 17
+        for m in _CHAIN_RE.finditer(line):
+            if _preceded_by_operand(line, m.start()):
+                continue
+            if _continues_algebra(line, m.end()):
+                continue
+            for lhs, rhs in _chain_pairs(m.group(0)):
+                judge(lhs, rhs)
     return ArithmeticCheck(checked, wrong)
 
 

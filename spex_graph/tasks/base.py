@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 
 from spex_graph.errors import ConfigError
 
-__all__ = ["DATA_FILES", "Problem", "Task", "data_dir"]
+__all__ = ["DATA_FILES", "PACKAGED_DATA", "Problem", "Task", "data_dir", "data_file", "open_text"]
 
 #: The data files the built-in tasks read, by task name.
 DATA_FILES = {
@@ -77,19 +78,17 @@ class Task(Protocol):
         ...
 
 
-def _has_data(path: Path) -> bool:
-    return path.is_dir() and any((path / name).is_file() for name in DATA_FILES.values())
+#: The folder inside the package that holds the full data sets (gzip-compressed).
+PACKAGED_DATA = Path(__file__).resolve().parent / "data"
 
 
 def data_dir() -> Path:
     """The folder that holds the benchmark data files.
 
-    ``$SPEX_DATA_DIR`` if set; else the first ``shared/data`` found walking up from this
-    file and from the working directory (``<repo>/../shared/data``); else the small slice
-    packaged in ``spex_graph/tasks/sample_data``.
+    ``$SPEX_DATA_DIR`` if set, else the full data sets packaged in ``spex_graph/tasks/data``.
 
     Raises:
-        ConfigError: ``$SPEX_DATA_DIR`` is not a folder, or no data folder exists at all.
+        ConfigError: ``$SPEX_DATA_DIR`` is not a folder.
     """
     env = os.environ.get("SPEX_DATA_DIR")
     if env:
@@ -97,51 +96,63 @@ def data_dir() -> Path:
         if not path.is_dir():
             raise ConfigError(f"SPEX_DATA_DIR={env} is not a folder; point it at the data folder")
         return path
-    starts = [Path(__file__).resolve().parent, Path.cwd().resolve()]
-    for start in starts:
-        for folder in (start, *start.parents):
-            candidate = folder / "shared" / "data"
-            if _has_data(candidate):
-                return candidate
-    sample = Path(__file__).resolve().parent / "sample_data"
-    if _has_data(sample):
-        return sample
-    raise ConfigError(
-        "no benchmark data found; set SPEX_DATA_DIR to a folder with math500.jsonl, "
-        "gsm8k_test.jsonl and game24.csv"
-    )
+    return PACKAGED_DATA
 
 
 def data_file(task: str, directory: Path | None = None) -> Path:
     """The data file of ``task`` inside ``directory`` (default :func:`data_dir`).
 
+    The plain file (``math500.jsonl``) if present, else its gzip copy (``math500.jsonl.gz``).
+
     Raises:
-        ConfigError: the file does not exist.
+        ConfigError: neither file exists.
     """
     folder = directory if directory is not None else data_dir()
-    path = folder / DATA_FILES[task]
-    if not path.is_file():
-        raise ConfigError(
-            f"{path} not found; set SPEX_DATA_DIR to a folder that has {DATA_FILES[task]}"
-        )
-    return path
+    name = DATA_FILES[task]
+    for path in (folder / name, folder / f"{name}.gz"):
+        if path.is_file():
+            return path
+    raise ConfigError(
+        f"{folder / name} not found; set SPEX_DATA_DIR to a folder that has {name} (or {name}.gz)"
+    )
+
+
+def open_text(path: Path) -> IO[str]:
+    """``path`` opened for reading as UTF-8 text, decompressed if its name ends in ``.gz``."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return path.open(encoding="utf-8", newline="")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """The JSON objects of a JSON-lines file (blank lines skipped)."""
     import json
 
-    with path.open(encoding="utf-8") as f:
+    with open_text(path) as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def slice_rows(rows: list[Any], limit: int | None, offset: int) -> list[Any]:
-    """``rows[offset : offset + limit]`` with validation of the two numbers.
+def slice_rows(
+    rows: list[Any], limit: int | None, offset: int, what: str = "the task"
+) -> list[Any]:
+    """``rows[offset : offset + limit]``; asking for rows past the end is an error, never a
+    silently shorter list.
 
     Raises:
-        ConfigError: a negative ``offset`` or ``limit``.
+        ConfigError: a negative ``offset`` or ``limit``, or a range past the last row.
     """
     if offset < 0 or (limit is not None and limit < 0):
         raise ConfigError(f"offset={offset}, limit={limit}: both must be >= 0")
+    total = len(rows)
+    if offset > total or (offset == total and total > 0 and limit != 0):
+        raise ConfigError(
+            f"{what} has {total:,} problems; offset {offset} is past the last one "
+            f"(use an offset below {total})"
+        )
+    if limit is not None and offset + limit > total:
+        raise ConfigError(
+            f"{what} has {total:,} problems; offset {offset} + limit {limit} asks for "
+            f"{offset + limit - total:,} more than exist (use a limit of at most {total - offset})"
+        )
     end = None if limit is None else offset + limit
     return rows[offset:end]

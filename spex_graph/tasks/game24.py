@@ -16,7 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple
 
-from spex_graph.tasks.base import Problem, data_file, slice_rows
+from spex_graph.tasks.base import Problem, data_file, open_text, slice_rows
 
 __all__ = [
     "GAME24_SYSTEM_PROMPT",
@@ -216,7 +216,7 @@ class Game24Task:
     def load(self, limit: int | None = None, offset: int = 0) -> list[Problem]:
         """Puzzles ``offset`` .. ``offset + limit`` of the rank range, in rank order."""
         path = data_file(self.name, self._data_dir)
-        with path.open(encoding="utf-8", newline="") as f:
+        with open_text(path) as f:
             rows = [
                 row
                 for row in csv.DictReader(f)
@@ -231,7 +231,9 @@ class Game24Task:
                 gold=row["Puzzles"].strip(),
                 meta={"rank": int(row["Rank"])},
             )
-            for row in slice_rows(rows, limit, offset)
+            for row in slice_rows(
+                rows, limit, offset, f"game24 ranks {self.first_rank}-{self.last_rank}"
+            )
         ]
 
     def messages(self, problem: Problem) -> list[tuple[str, str]]:

@@ -53,7 +53,7 @@ class GSM8KTask:
         """Problems ``offset`` .. ``offset + limit`` of the GSM8K test set, in file order."""
         path = data_file(self.name, self._data_dir)
         rows = read_jsonl(path)
-        indexed = slice_rows(list(enumerate(rows)), limit, offset)
+        indexed = slice_rows(list(enumerate(rows)), limit, offset, self.name)
         return [
             Problem(
                 id=f"gsm8k-{index}",

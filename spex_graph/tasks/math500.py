@@ -42,7 +42,7 @@ class Math500Task:
                 gold=str(row["answer"]),
                 meta={"subject": row.get("subject"), "level": row.get("level")},
             )
-            for row in slice_rows(rows, limit, offset)
+            for row in slice_rows(rows, limit, offset, self.name)
         ]
 
     def messages(self, problem: Problem) -> list[tuple[str, str]]:

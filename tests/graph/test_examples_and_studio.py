@@ -8,6 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import Field
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -24,12 +31,16 @@ def test_langchain_chain_example() -> None:
     assert out.count("Final answer: ") == 2
 
 
-def test_stream_example() -> None:
-    out = run_example("examples/stream_tree.py", "--backend", "fake")
-    assert "+ node 1" in out and "answer: " in out
+@pytest.mark.parametrize("api", [[], ["--events"]], ids=["astream", "astream_events-v2"])
+def test_stream_example(api: list[str]) -> None:
+    out = run_example("examples/stream_tree.py", "--backend", "fake", *api).splitlines()
+    kinds = [line.split()[0] for line in out]
+    assert kinds[:3] == ["select", "expand", "evaluate"]
+    assert "answer" in kinds[:-1] and out[-1].startswith("answer: ")
+    assert "0->1 " in out[1]
 
 
-async def test_studio_graph_runs_without_a_context(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def _studio_graph():  # type: ignore[no-untyped-def]
     config = json.loads((ROOT / "integrations/studio/langgraph.json").read_text())
     module_path, attr = config["graphs"]["spex_search"].split(":")
     spec = importlib.util.spec_from_file_location(
@@ -38,14 +49,118 @@ async def test_studio_graph_runs_without_a_context(monkeypatch) -> None:  # type
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    graph = getattr(module, attr)
+    return getattr(module, attr)
 
-    from spex_graph.defaults import environment_context
 
-    environment_context.cache_clear()
+async def test_studio_graph_runs_without_a_context(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    graph = _studio_graph()
     monkeypatch.setenv("SPEX_BACKEND", "fake")
     monkeypatch.setenv("SPEX_WIDTH", "2")
     out = await graph.ainvoke({"question": "What is 6 x 7?"})
     assert out["result"]["answer"] in ("42", "41")
+    assert out["result"]["width"] == 2
     assert "expand" in graph.get_graph().draw_mermaid()
-    environment_context.cache_clear()
+
+
+async def test_studio_graph_builds_its_context_from_a_dict_like_a_server(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`langgraph dev` passes the assistant's context as a dict, often empty."""
+    graph = _studio_graph()
+    monkeypatch.setenv("SPEX_BACKEND", "fake")
+    out = await graph.ainvoke({"question": "What is 6 x 7?"}, context={})
+    assert out["result"]["answer"] in ("42", "41")
+    out = await graph.ainvoke(
+        {"question": "What is 6 x 7?"}, context={"width": 3, "algorithm": "beam"}
+    )
+    assert (out["result"]["algorithm"], out["result"]["width"]) == ("beam", 3)
+
+
+def test_subgraph_example() -> None:
+    out = run_example("examples/subgraph.py", "--backend", "fake")
+    assert out.startswith("The answer is 4") and "nodes)." in out
+
+
+async def test_subgraph_example_passes_the_cleaned_question_to_the_search() -> None:
+    from spex_graph import SearchContext
+    from spex_graph.defaults import make_backend
+
+    module = _load_example("subgraph")
+    ctx = SearchContext.create(make_backend("fake"), task="gsm8k", width=2)
+    out = await module.build_tutor().ainvoke({"question": "  What is\n 6 x 7? "}, context=ctx)
+    assert out["result"]["question"] == "What is 6 x 7?"
+    assert out["reply"] == (
+        f"The answer is {out['result']['answer']} ({len(out['result']['chosen_path'])} steps, "
+        f"{out['result']['nodes']} nodes)."
+    )
+
+
+def _load_example(name: str):  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # type hints resolve against the registered module
+    spec.loader.exec_module(module)
+    return module
+
+
+class ScriptedToolChat(BaseChatModel):
+    """A tool-calling chat model with a script: call the tool named in ``tool`` with the
+    user's question, then answer with the tool's output."""
+
+    tool: str = "spex_reasoner"
+    seen_tools: list[str] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-tool-chat"
+
+    def bind_tools(self, tools, **kwargs):  # type: ignore[no-untyped-def,override]
+        self.seen_tools.extend(convert_to_openai_tool(t)["function"]["name"] for t in tools)
+        return self
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[no-untyped-def,override]
+        results = [m for m in messages if isinstance(m, ToolMessage)]
+        if results:
+            message = AIMessage(content=f"The answer is {results[-1].content}.")
+        else:
+            question = next(m for m in messages if isinstance(m, HumanMessage)).content
+            message = AIMessage(
+                content="",
+                tool_calls=[{"name": self.tool, "args": {"question": question}, "id": "call-1"}],
+            )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def test_agent_example_calls_the_reasoner_as_a_tool() -> None:
+    from spex_graph import SpexReasoner
+    from spex_graph.defaults import make_backend
+
+    module = _load_example("agent_tool")
+    reasoner = SpexReasoner(make_backend("fake"), task="gsm8k", width=2, output="answer")
+    model = ScriptedToolChat()
+    messages = module.ask(module.build_agent(model, reasoner), "What is 6 x 7?")
+    assert model.seen_tools == ["spex_reasoner"]
+    call, result, final = messages[-3:]
+    assert call.tool_calls[0]["args"] == {"question": "What is 6 x 7?"}
+    assert isinstance(result, ToolMessage) and result.content in ("42", "41")
+    assert final.content == f"The answer is {result.content}."
+
+
+def test_agent_example_without_a_chat_model_package_says_what_to_install() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['langchain_openai'] = None; "
+            "sys.argv = ['agent_tool.py', '--backend', 'fake']; "
+            "import runpy; runpy.run_path('examples/agent_tool.py', run_name='__main__')",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "agent_tool.py: error: the agent needs a tool-calling chat model; "
+        "pip install langchain-openai (or pass your own model to build_agent)"
+    )

@@ -79,3 +79,24 @@ def test_bad_inputs_and_options_give_one_line_errors() -> None:
     with pytest.raises(ConfigError, match="cannot search"):
         reasoner.invoke(42)
     reasoner.close()
+
+
+def test_input_schema_is_a_question() -> None:
+    schema = make().get_input_jsonschema()
+    assert schema["required"] == ["question"]
+    assert schema["properties"]["question"]["type"] == "string"
+
+
+async def test_as_tool_works_without_arguments() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tool = make(output="answer").as_tool()
+    assert tool.name == "spex_reasoner" and "math problem" in tool.description
+    assert set(tool.args) == {"question"}
+    assert tool.tool_call_schema.model_json_schema()["required"] == ["question"]
+    assert tool.invoke({"question": "What is 6 x 7?"}) in ("42", "41")
+    assert await tool.ainvoke({"question": "What is 6 x 7?"}) in ("42", "41")
+    with pytest.raises(Exception, match="question"):
+        tool.invoke({})  # the schema rejects a call without the question

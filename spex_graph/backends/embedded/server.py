@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextlib
 import ctypes
+import functools
 import os
 import queue
 import signal
@@ -169,6 +171,18 @@ class _Spawner:
 _SPAWNER = _Spawner()
 
 
+_STARTER: list[concurrent.futures.ThreadPoolExecutor] = []
+
+
+def _starter() -> concurrent.futures.ThreadPoolExecutor:
+    """One worker thread that runs blocking server starts off the event loop."""
+    if not _STARTER:
+        _STARTER.append(
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spex-llama-start")
+        )
+    return _STARTER[0]
+
+
 @dataclass(eq=False)
 class LlamaServer:
     """One llama-server subprocess: start on demand, health-wait, restart after death, stop.
@@ -214,7 +228,7 @@ class LlamaServer:
     async def ensure_running(self) -> str:
         """Start the server if it is not running and wait until it answers; return its URL."""
         for attempt in range(3):
-            proc = self._spawn_if_needed(avoid_port=attempt > 0)
+            proc = await self._spawn(avoid_port=attempt > 0)
             if self._ready and proc.poll() is None:
                 return self.base_url
             try:
@@ -224,6 +238,14 @@ class LlamaServer:
                 continue
         raise BackendUnavailableError(
             f"llama-server could not bind a loopback port after 3 tries; see {self._log_path}"
+        )
+
+    async def _spawn(self, *, avoid_port: bool) -> subprocess.Popen[bytes]:
+        # Off the event loop: file and process calls block, and ASGI servers such as
+        # `langgraph dev` refuse blocking calls on their loop.
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            _starter(), functools.partial(self._spawn_if_needed, avoid_port=avoid_port)
         )
 
     def _spawn_if_needed(self, *, avoid_port: bool) -> subprocess.Popen[bytes]:

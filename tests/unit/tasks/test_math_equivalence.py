@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 
-from spex_graph.tasks import Math500Task, data_dir, math_equal, normalize_math_answer
+from spex_graph.tasks import Math500Task, math_equal, normalize_math_answer
+from spex_graph.tasks.base import data_file, read_jsonl
 from spex_graph.tasks.latex_to_sympy import to_sympy
 
 
 def _math500_rows() -> list[dict[str, object]]:
-    path = data_dir() / "math500.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    if len(rows) < 500:
-        pytest.skip(f"full MATH-500 not found ({path} has {len(rows)} rows)")
+    rows = read_jsonl(data_file("math500"))
+    assert len(rows) == 500
     return rows
 
 

@@ -21,8 +21,19 @@ from spex_graph.tasks import (
     get_task,
     parse_game24_step,
 )
+from spex_graph.tasks.base import DATA_FILES, PACKAGED_DATA, data_file, open_text, read_jsonl
 
-SAMPLE = Path(__file__).resolve().parents[3] / "spex_graph" / "tasks" / "sample_data"
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _plain_copy(folder: Path, count: dict[str, int]) -> Path:
+    """Write the first ``count[task]`` rows of each packaged file, uncompressed, into folder."""
+    for task, rows in count.items():
+        with open_text(data_file(task)) as f:
+            lines = f.read().splitlines(keepends=True)
+        keep = lines[: rows + (1 if task == "game24" else 0)]  # + the CSV header
+        (folder / DATA_FILES[task]).write_text("".join(keep), encoding="utf-8")
+    return folder
 
 
 def test_get_task_names() -> None:
@@ -54,30 +65,74 @@ def test_problem_is_frozen() -> None:
     assert problem == Problem(id="p", task="gsm8k", question="q", gold="1")
 
 
-def test_data_dir_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("SPEX_DATA_DIR", str(SAMPLE))
-    assert data_dir() == SAMPLE
+def test_data_dir_is_the_packaged_data_unless_overridden(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("SPEX_DATA_DIR", raising=False)
+    assert data_dir() == PACKAGED_DATA
+    assert PACKAGED_DATA.is_relative_to(REPO / "spex_graph")
+    monkeypatch.setenv("SPEX_DATA_DIR", str(tmp_path))
+    assert data_dir() == tmp_path
     monkeypatch.setenv("SPEX_DATA_DIR", str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match="SPEX_DATA_DIR"):
         data_dir()
 
 
-def test_data_dir_finds_shared_data() -> None:
-    found = data_dir()
-    assert (found / "math500.jsonl").is_file()
+def test_data_dir_never_walks_up_to_a_shared_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    _plain_copy(tmp_path / "shared" / "data", {"math500": 3})
+    (tmp_path / "repo").mkdir()
+    monkeypatch.delenv("SPEX_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path / "repo")
+    assert data_dir() == PACKAGED_DATA
+    assert len(Math500Task().load()) == 500
 
 
 @pytest.mark.parametrize(
-    ("task", "count"),
-    [(Math500Task(SAMPLE), 5), (GSM8KTask(SAMPLE), 10), (Game24Task(SAMPLE), 10)],
+    ("task", "count"), [(Math500Task(), 500), (GSM8KTask(), 1319), (Game24Task(), 100)]
 )
-def test_sample_data_loads(task: Task, count: int) -> None:
+def test_full_data_sets_ship_with_the_package(task: Task, count: int) -> None:
     problems = task.load()
     assert len(problems) == count
     assert all(p.task == task.name and p.question and p.gold for p in problems)
     assert len({p.id for p in problems}) == count
     assert task.load(limit=2, offset=1) == problems[1:3]
+    assert len(task.load(limit=100)) == 100
     json.dumps([p.meta for p in problems])  # plain, checkpoint-safe
+
+
+def test_game24_ranks_beyond_the_tot_range_load() -> None:
+    assert len(Game24Task(first_rank=1, last_rank=1362).load()) == 1362
+
+
+@pytest.mark.parametrize(
+    ("limit", "offset", "message"),
+    [
+        (2000, 0, "gsm8k has 1,319 problems; offset 0 \\+ limit 2000 asks for 681 more"),
+        (10, 1315, "use a limit of at most 4"),
+        (None, 1319, "offset 1319 is past the last one"),
+        (None, 5000, "offset 5000 is past the last one"),
+    ],
+)
+def test_asking_past_the_end_says_so(limit: int | None, offset: int, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        GSM8KTask().load(limit=limit, offset=offset)
+    assert "\n" not in str(info.value)
+
+
+def test_data_dir_override_reads_plain_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _plain_copy(tmp_path, {"math500": 5, "gsm8k": 10, "game24": 1362})
+    monkeypatch.setenv("SPEX_DATA_DIR", str(tmp_path))
+    assert data_file("math500") == tmp_path / "math500.jsonl"
+    assert [p.id for p in Math500Task().load()] == [
+        p.id for p in Math500Task(PACKAGED_DATA).load(5)
+    ]
+    assert len(GSM8KTask().load()) == 10
+    assert len(Game24Task().load()) == 100
 
 
 def test_missing_data_file(tmp_path: Path) -> None:
@@ -87,11 +142,11 @@ def test_missing_data_file(tmp_path: Path) -> None:
 
 def test_negative_offset_rejected() -> None:
     with pytest.raises(ConfigError):
-        GSM8KTask(SAMPLE).load(offset=-1)
+        GSM8KTask().load(offset=-1)
 
 
 def test_math500_problem_and_messages() -> None:
-    task = Math500Task(SAMPLE)
+    task = Math500Task()
     problem = task.load(limit=1)[0]
     assert problem.id == "test/precalculus/807.json"
     assert problem.gold == "\\left( 3, \\frac{\\pi}{2} \\right)"
@@ -117,11 +172,7 @@ def test_math500_extract_and_terminal() -> None:
 
 
 def _gsm8k_rows() -> list[dict[str, str]]:
-    path = data_dir() / "gsm8k_test.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    if len(rows) < 1319:
-        pytest.skip(f"full GSM8K test set not found ({path} has {len(rows)} rows)")
-    return rows
+    return read_jsonl(data_file("gsm8k"))
 
 
 def test_gsm8k_all_golds_extract_and_grade() -> None:
@@ -173,8 +224,6 @@ def test_gsm8k_grading_and_terminal() -> None:
 
 def test_game24_loads_tot_ranks() -> None:
     problems = Game24Task().load()
-    if len(problems) < 100:
-        pytest.skip("full game24.csv not found")
     assert len(problems) == 100
     assert problems[0].id == "game24-901" and problems[0].gold == "4 5 6 10"
     assert problems[-1].meta["rank"] == 1000
