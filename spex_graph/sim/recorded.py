@@ -10,7 +10,7 @@ Speculative work asks for paths the recorded run never generated. Those are draw
 from the recorded nodes at the same depth of the same problem (deterministically by
 the request's seed): real step lengths, rewards and answers, but not a real path. A
 synthetic node's children are synthetic too. Recorded leaves that ended the text
-without an answer before the depth cap replay as the answer "?".
+without an answer before the depth cap replay as terminal leaves with no answer.
 
 Steps travel as `SimStep` tags: `ok` says whether the node is a recorded one, `salt`
 is the recorded node's id, `n` its token count. The node's path key (which recorded
@@ -186,6 +186,12 @@ class RecordedTask(SimTask):
                 )
             rows = rows[:limit]
         return [self._problem(r) for r in rows]
+
+    def extract_answer(self, text: str) -> str | None:
+        """The recorded answer; None for a leaf that ended without one (it never votes,
+        as on the real engine)."""
+        answer = super().extract_answer(text)
+        return None if answer == NO_ANSWER else answer
 
     def _problem(self, row: Mapping[str, Any]) -> Problem:
         correct = sorted(
