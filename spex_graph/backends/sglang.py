@@ -113,6 +113,27 @@ def parse_top_entries(positions: Any) -> tuple[tuple[tuple[str, float], ...], ..
     return tuple(out)
 
 
+def sglang_generate_options(request: GenerationRequest, i: int, *, seed: bool) -> dict[str, Any]:
+    """SGLang's generate options for sample `i` of `request` (sampling params, logprobs),
+    shared by the HTTP `/generate` body and the in-process `Engine.async_generate` call."""
+    params: dict[str, Any] = {
+        "max_new_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+    }
+    if request.stop:
+        params["stop"] = list(request.stop)
+    if seed:
+        params["sampling_seed"] = int(request.seeds[i])
+    options: dict[str, Any] = {"sampling_params": params}
+    top = requested_top_logprobs(request)
+    if request.logprobs or top:
+        options.update(return_logprob=True, logprob_start_len=-1)
+    if top:
+        options["top_logprobs_num"] = top
+    return options
+
+
 def sglang_output_completion(
     data: dict[str, Any], request: GenerationRequest
 ) -> tuple[Completion | None, dict[str, Any]]:
@@ -279,24 +300,14 @@ class SGLangBackend:
         self._slots_sem().promote(request_id, priority)
 
     def _body(self, request: GenerationRequest, i: int, rid: str) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "max_new_tokens": request.max_tokens,
-            "temperature": request.temperature,
-            "top_p": request.top_p,
+        body: dict[str, Any] = {
+            "text": request.prompt,
+            **sglang_generate_options(request, i, seed=self._send_seed),
+            "rid": rid,
         }
-        if request.stop:
-            params["stop"] = list(request.stop)
-        if self._send_seed:
-            params["sampling_seed"] = int(request.seeds[i])
-        body: dict[str, Any] = {"text": request.prompt, "sampling_params": params, "rid": rid}
         if self.send_priority:
             body["priority"] = request.priority
-        top = requested_top_logprobs(request)
-        if request.logprobs or top:
-            body["return_logprob"] = True
-            body["logprob_start_len"] = -1
-        if top:
-            body["top_logprobs_num"] = top
+        if "top_logprobs_num" in body:
             body["return_text_in_logprobs"] = True
         return body
 

@@ -16,9 +16,8 @@ import asyncio
 import importlib
 from typing import Any
 
-from spex_graph.backends._common import requested_top_logprobs
 from spex_graph.backends.base import BackendCapabilities, Completion, GenerationRequest
-from spex_graph.backends.sglang import sglang_output_completion
+from spex_graph.backends.sglang import sglang_generate_options, sglang_output_completion
 from spex_graph.errors import BackendRequestError, ConfigError, RequestCancelledError
 
 __all__ = ["INSTALL_HINT", "SGLangEngineBackend"]
@@ -120,23 +119,13 @@ class SGLangEngineBackend:
 
     async def _one(self, engine: Any, request: GenerationRequest, i: int) -> Completion:
         rid = f"{request.request_id}-{i:04d}"
-        params: dict[str, Any] = {
-            "max_new_tokens": request.max_tokens,
-            "temperature": request.temperature,
-            "top_p": request.top_p,
+        kwargs: dict[str, Any] = {
+            "prompt": request.prompt,
+            **sglang_generate_options(request, i, seed=self._send_seed),
+            "rid": rid,
         }
-        if request.stop:
-            params["stop"] = list(request.stop)
-        if self._send_seed:
-            params["sampling_seed"] = int(request.seeds[i])
-        kwargs: dict[str, Any] = {"prompt": request.prompt, "sampling_params": params, "rid": rid}
         if self.send_priority:
             kwargs["priority"] = request.priority
-        top = requested_top_logprobs(request)
-        if request.logprobs or top:
-            kwargs.update(return_logprob=True, logprob_start_len=-1)
-        if top:
-            kwargs["top_logprobs_num"] = top
         assert self._slots is not None
         async with self._slots:
             output = await engine.async_generate(**kwargs)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import contextlib
 import ctypes
 import functools
@@ -171,18 +170,6 @@ class _Spawner:
 _SPAWNER = _Spawner()
 
 
-_STARTER: list[concurrent.futures.ThreadPoolExecutor] = []
-
-
-def _starter() -> concurrent.futures.ThreadPoolExecutor:
-    """One worker thread that runs blocking server starts off the event loop."""
-    if not _STARTER:
-        _STARTER.append(
-            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spex-llama-start")
-        )
-    return _STARTER[0]
-
-
 @dataclass(eq=False)
 class LlamaServer:
     """One llama-server subprocess: start on demand, health-wait, restart after death, stop.
@@ -245,7 +232,7 @@ class LlamaServer:
         # `langgraph dev` refuse blocking calls on their loop.
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            _starter(), functools.partial(self._spawn_if_needed, avoid_port=avoid_port)
+            None, functools.partial(self._spawn_if_needed, avoid_port=avoid_port)
         )
 
     def _spawn_if_needed(self, *, avoid_port: bool) -> subprocess.Popen[bytes]:
