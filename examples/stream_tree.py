@@ -42,13 +42,19 @@ async def via_astream(reasoner: SpexReasoner, question: str) -> AsyncIterator[An
 
 
 async def via_astream_events(reasoner: SpexReasoner, question: str) -> AsyncIterator[Any]:
-    """The same, picked out of LangChain's ``astream_events(version="v2")``."""
+    """The same, picked out of LangChain's ``astream_events(version="v2")``.
+
+    The root's ``on_chain_end`` can arrive before the last ``on_chain_stream`` chunks
+    are flushed, so the result is held back until the event stream ends."""
+    result = None
     async for ev in reasoner.astream_events(question, version="v2"):
         chunk = ev["data"].get("chunk")
         if ev["event"] == "on_chain_stream" and isinstance(chunk, dict) and "event" in chunk:
             yield chunk
         elif ev["event"] == "on_chain_end" and not ev["parent_ids"]:
-            yield SearchResult.model_validate(ev["data"]["output"]["result"])
+            result = SearchResult.model_validate(ev["data"]["output"]["result"])
+    if result is not None:
+        yield result
 
 
 async def run(backend: str, question: str, events: bool) -> None:
