@@ -191,6 +191,8 @@ class Speculator:
         try:
             self._poll_load()
             budget = self.ctx.dispatcher.budget
+            if budget is not None:
+                budget.tick(self.ctx.dispatcher.clock())
             if budget is not None and budget.free() < max(1.0, budget.tokens_per_request):
                 return  # no grant is possible: the lookahead could launch nothing (CPU saver)
             self.lookahead()
@@ -214,10 +216,14 @@ class Speculator:
             return
         speculative = self.session.was_speculative(key) and self.session.speculative_pending(key)
         budget = self.ctx.dispatcher.budget
-        if budget is not None and not budget.allow_speculative_score(self.ctx.dispatcher.clock()):
-            # A busy reward engine gains nothing from early scores, and its prefix cache
-            # keeps siblings' shared prefix best when they arrive together: leave the
-            # scoring to the evaluate step (speculative nodes: if the search adopts them).
+        if (
+            speculative
+            and budget is not None
+            and not budget.allow_speculative_score(self.ctx.dispatcher.clock())
+        ):
+            # A busy reward engine has no room for work the search may never use: a
+            # speculative node is scored when (if) the search adopts it. Primary nodes
+            # are always scored the moment their text is ready, as the baseline does.
             return
         texts = self._path_texts(key)
         completion = self.session.completion(key)

@@ -280,14 +280,18 @@ class QuerySession:
             if f.record.speculative and f.record.outcome in ("pending", "wasted")
         ]
 
-    async def cancel(self, key: ExpansionKey) -> None:
+    async def cancel(self, key: ExpansionKey, *, speculative_only: bool = False) -> None:
         """Abort the expansion (and scoring) at `key` on the engine if still running.
 
         Finished results are kept: they cost nothing more, a later request for the same
         path joins them, and non-exact mode lets finished speculative leaves vote.
+        With `speculative_only`, work the real search has joined in the meantime is
+        left alone (a cancellation decided on speculation must never hit a primary).
         """
         score = self._scores.get(key)
         score_record = self._score_records.get(key)
+        if speculative_only and score_record is not None and score_record.outcome == "used":
+            score = None
         if score is not None and not score.done():
             self._scores.pop(key, None)
             self._score_records.pop(key, None)
@@ -299,6 +303,8 @@ class QuerySession:
         flight = self._expansions.get(key)
         if flight is None or flight.task.done():
             return
+        if speculative_only and flight.accounting.primary:
+            return
         self._expansions.pop(key, None)
         flight.record.outcome = "cancelled"
         await _abort(self.dispatcher.policy, flight.record.request_id)
@@ -309,10 +315,11 @@ class QuerySession:
             flight.accounting.claim = None
 
     def cancel_soon(self, keys: list[ExpansionKey]) -> None:
-        """Schedule `cancel` for each key without waiting (for sync callers)."""
+        """Schedule `cancel` of speculative work at each key without waiting (for sync
+        callers); whatever the real search joins before it runs is kept."""
         for key in keys:
             if key in self._expansions or key in self._scores:
-                task = asyncio.ensure_future(self.cancel(key))
+                task = asyncio.ensure_future(self.cancel(key, speculative_only=True))
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
 

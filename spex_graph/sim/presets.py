@@ -22,12 +22,10 @@ The workload of `artifact` and `modern` (`PAPER_WORKLOAD`):
   artifact's `max_step_tokens: 256`.
 - Split of that variance between a (problem, depth) component and a per-sibling one:
   fitted on real trees recorded on the embedded engine (`SHARED_FRACTION_FIT`,
-  `spex_graph.sim.fit`): REBASE w8 on Qwen2.5-Coder-0.5B, 5 GSM8K + 1 MATH-500
-  problems, 217 steps in 41 (problem, depth) groups (tests/fixtures/real_trees):
-  shared fraction 0.12, log-sd 0.68, median 38 tokens (the MATH-500 tree alone:
-  log-sd 0.79, median 34, close to the reference-solution lognormal). A small
-  sample: 11 problems (422 steps) recorded a little later give 0.23; rerun the fit
-  on the full recordings before trusting the first digit.
+  `spex_graph.sim.fit`): REBASE w8 on Qwen2.5-Coder-0.5B, 20 GSM8K + 20 MATH-500
+  problems, 1,834 steps in 344 (problem, depth) groups (tests/fixtures/real_trees):
+  shared fraction 0.20 (GSM8K 0.23, MATH-500 0.18), log-sd 0.76, median 48 tokens,
+  cv 0.81 (MATH-500 alone: log-sd 0.79, close to the reference-solution lognormal).
 - Solution depth, measured here: the same split of the 500 MATH-500 reference
   solutions gives steps per solution mean 4.06, median 3, p90 7, p99 15, max 44; its
   log has mean 1.144 and sd 0.717 => lognormal median 3.14, sigma 0.72, capped at the
@@ -77,10 +75,11 @@ __all__ = [
 GPUS = ("h100", "h200")
 """GPU names `--gpu` accepts."""
 
-SHARED_FRACTION_FIT: float | None = 0.12
+SHARED_FRACTION_FIT: float | None = 0.20
 """Fraction of the log step-length variance shared per (problem, depth), fitted on
 recorded real trees (`python -m spex_graph.sim.fit tests/fixtures/real_trees/*.gz`:
-0.119 on 6 problems, 217 steps; None would fall back to an assumed 0.5)."""
+0.201 on 40 problems, 1,834 steps in 344 groups; GSM8K alone 0.23, MATH-500 alone
+0.18; None would fall back to an assumed 0.5)."""
 
 PAPER_WORKLOAD = replace(
     MATH_LIKE,

@@ -51,6 +51,16 @@ async def test_unused_speculation_is_wasted_and_cancel_aborts_on_the_engine() ->
     assert not dispatcher.has_session("q")
 
 
+async def test_a_scheduled_speculative_cancel_spares_work_the_search_joined_meanwhile() -> None:
+    backend = slow_backend(0.05)
+    session = Dispatcher(backend, AnswerReward()).session("q")
+    session.expand((0,), builder(), speculative=True)
+    session.cancel_soon([(0,)])  # decided on speculation (a revoked claim, a dropped key)
+    primary = session.expand((0,), builder())  # the real search joins before it runs
+    assert (await primary).text == "text 1"
+    assert backend.cancelled == []
+
+
 async def test_finished_unused_speculation_counts_as_wasted_tokens() -> None:
     session = Dispatcher(slow_backend(0.0), AnswerReward()).session("q")
     await session.expand((3,), builder(), speculative=True)

@@ -36,9 +36,9 @@ def test_a_full_policy_kv_pool_revokes_the_lowest_value_speculation_first() -> N
 
 
 def test_a_queue_on_the_reward_engine_shrinks_m_to_zero() -> None:
-    budget = _budget()  # widths 8: M is 0 from a queue of 8 / 16 = 0.5 requests on
+    budget = _budget()  # widths 8: M is 0 from a queue of a whole layer (8 requests) on
     assert budget.reward_scale == 1.0
-    budget.observe_reward_load(waiting=3)
+    budget.observe_reward_load(waiting=8)
     assert budget.reward_scale == 0.0 and budget.capacity == 0.0
     for _ in range(5):  # the peak decays 20% per report once the queue is gone
         budget.observe_reward_load(waiting=0)
@@ -46,6 +46,21 @@ def test_a_queue_on_the_reward_engine_shrinks_m_to_zero() -> None:
     for _ in range(30):
         budget.observe_reward_load(waiting=0)
     assert budget.reward_scale > 0.99
+
+
+def test_a_busy_reward_engine_shrinks_m_with_its_busy_fraction() -> None:
+    budget = _budget()
+    assert budget.reward_scale == 1.0  # no scoring seen yet
+    budget.reward_started(0.0)
+    assert budget.reward_scale == 0.0  # busy until shown otherwise: no first-burst pile-up
+    budget.reward_finished(0.1)
+    budget.tick(10.0)  # then 10 s without primary scoring (tau 2 s)
+    assert budget.reward_scale == 1.0
+    budget.reward_started(10.0)  # primary scoring without a pause from now on
+    budget.tick(12.0)
+    assert 0.0 < budget.reward_scale < 1.0  # ~63% busy: between the full and zero marks
+    budget.tick(20.0)  # 10 s of it: busy ~99%
+    assert budget.reward_scale == 0.0 and budget.capacity == 0.0
 
 
 def test_valuable_speculation_displaces_cheaper_speculation_of_other_queries() -> None:
