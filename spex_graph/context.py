@@ -63,6 +63,7 @@ class SearchContext:
                 load_aware=self.spex.budget_load_aware,
                 fair=self.spex.budget_fair,
                 tokens_per_request=self.config.step_max_tokens / 2,
+                awaiting_load_report=self.policy.capabilities.reports_load,
             )
         extra = {} if self.clock is None else {"clock": self.clock}
         self.dispatcher = Dispatcher(

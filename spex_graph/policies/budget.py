@@ -96,6 +96,9 @@ class BudgetController:
         fair: cap each query at its weighted share of the speculative pool.
         tokens_per_request: running mean of completion tokens (EMA, weight 0.1).
         load_scale: current multiplier on M from load (0 .. 2.0).
+        awaiting_load_report: M is 0 until the policy engine's first load report (set
+            where the engine reports load): a burst of new queries must not pile
+            speculation onto an engine whose load is not known yet.
         reward_busy_full, reward_busy_zero: the reward engine's busy fraction (primary
             scoring in flight, time-weighted) up to which M is whole, and from which
             it is 0 (linear between). Chosen on the simulator's never-slower matrix:
@@ -111,6 +114,7 @@ class BudgetController:
     primary_tokens: float = 0.0
     spec_tokens: float = 0.0
     reward_busy_limit: float = 0.6
+    awaiting_load_report: bool = False
     reward_busy_full: float = 0.5
     reward_busy_zero: float = 0.9
     _queries: dict[str, _QueryShare] = field(default_factory=dict)
@@ -149,6 +153,8 @@ class BudgetController:
     @property
     def capacity(self) -> float:
         """M in tokens."""
+        if self.load_aware and self.awaiting_load_report:
+            return 0.0
         widths = sum(q.width for q in self._queries.values())
         return self.factor * widths * self.tokens_per_request * self.load_scale * self.reward_scale
 
@@ -359,8 +365,14 @@ class BudgetController:
             target = (0.8 - usage) / 0.2
         elif max_running > 0 and running < 0.5 * max_running:
             target = 2.0 if usage < 0.4 else 1.0
-        # shrink at once, grow gradually
-        self.load_scale = target if target < self.load_scale else 0.5 * (self.load_scale + target)
+        # shrink at once, grow gradually (the first report is taken as it is)
+        if self.awaiting_load_report:
+            self.awaiting_load_report = False
+            self.load_scale = target
+        elif target < self.load_scale:
+            self.load_scale = target
+        else:
+            self.load_scale = 0.5 * (self.load_scale + target)
         self.load_scale = min(2.0, max(0.0, self.load_scale))
         self.revoke_excess()
 

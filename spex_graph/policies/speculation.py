@@ -451,7 +451,9 @@ class Speculator:
                         budget.observe_reward_load(load.waiting)
                 if policy_load is not None:
                     load = await policy_load.load()
-                    if load is not None:
+                    if load is None:
+                        budget.awaiting_load_report = False  # none to wait for
+                    else:
                         budget.observe_load(
                             load.running,
                             load.waiting,
@@ -459,6 +461,7 @@ class Speculator:
                             policy.capabilities.max_concurrency,
                         )
             except Exception:  # a load report is advice; never fail a query over it
+                budget.awaiting_load_report = False
                 return
 
         task = asyncio.ensure_future(poll())

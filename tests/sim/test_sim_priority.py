@@ -161,6 +161,7 @@ def test_a_primary_joining_speculation_is_accounted_and_promoted_as_primary() ->
         assert budget is not None
         problem = ctx.task.load(1)[0]
         budget.register(problem.id, 4)
+        budget.awaiting_load_report = False  # grant by hand, before any load report
         blocker = asyncio.ensure_future(policy.generate("blocker", 300, 300, priority=PRIMARY))
         await asyncio.sleep(0.01)
         session = ctx.dispatcher.session(problem.id)

@@ -63,6 +63,19 @@ def test_a_busy_reward_engine_shrinks_m_with_its_busy_fraction() -> None:
     assert budget.reward_scale == 0.0 and budget.capacity == 0.0
 
 
+def test_m_is_zero_until_the_first_load_report_which_is_taken_as_it_is() -> None:
+    budget = BudgetController(tokens_per_request=10.0, fair=False, awaiting_load_report=True)
+    budget.register("a", 8)
+    assert budget.capacity == 0.0 and budget.try_grant("a", 2) == []
+    budget.observe_load(running=4, waiting=0, kv_usage=0.1, max_running=64)
+    assert budget.load_scale == 2.0  # an idle engine: no gradual ramp from 0
+    assert len(budget.try_grant("a", 2)) == 2
+    loaded = BudgetController(tokens_per_request=10.0, fair=False, awaiting_load_report=True)
+    loaded.register("a", 8)
+    loaded.observe_load(running=64, waiting=30, kv_usage=0.9, max_running=64)
+    assert loaded.capacity == 0.0
+
+
 def test_valuable_speculation_displaces_cheaper_speculation_of_other_queries() -> None:
     budget = _budget()  # M = 1.5 x 8 x 10 = 120 tokens
     cheap = budget.try_grant("a", 12, values=[0.1] * 12)
