@@ -14,26 +14,62 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from typing import Any, Generic, TypeVar, overload
 
 from spex_graph.runtime.trace import RequestRecord
-
-_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(RequestRecord))
 
 PackedRecord = tuple[Any, ...]
 V = TypeVar("V")
 P = TypeVar("P")
+D = TypeVar("D")
+
+
+def pack_dataclasses(items: Iterable[Any]) -> tuple[PackedRecord, ...]:
+    """Dataclass instances whose fields hold atoms (str, numbers, None) as tuples of
+    their field values, in field order (so GC-untracked)."""
+    out: list[PackedRecord] = []
+    names: tuple[str, ...] = ()
+    kind: type | None = None
+    for item in items:
+        if type(item) is not kind:
+            kind = type(item)
+            names = tuple(f.name for f in dataclasses.fields(item))
+        out.append(tuple(getattr(item, name) for name in names))
+    return tuple(out)
 
 
 def pack_records(records: Iterable[RequestRecord]) -> tuple[PackedRecord, ...]:
-    """Records as tuples of their field values (atoms only, so GC-untracked)."""
-    return tuple(tuple(getattr(r, name) for name in _RECORD_FIELDS) for r in records)
+    """Records as tuples of their field values."""
+    return pack_dataclasses(records)
 
 
 def unpack_records(packed: Iterable[PackedRecord]) -> list[RequestRecord]:
     """Fresh RequestRecord objects from `pack_records` output."""
     return [RequestRecord(*values) for values in packed]
+
+
+class PackedSequence(Sequence[D]):
+    """A read-only list of dataclass instances kept packed (`pack_dataclasses`);
+    indexing and iterating build fresh instances."""
+
+    def __init__(self, kind: Callable[..., D], items: Iterable[D]) -> None:
+        self._kind = kind
+        self._packed = pack_dataclasses(items)
+
+    @overload
+    def __getitem__(self, index: int) -> D: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[D]: ...
+
+    def __getitem__(self, index: int | slice) -> D | list[D]:
+        if isinstance(index, slice):
+            return [self._kind(*values) for values in self._packed[index]]
+        return self._kind(*self._packed[index])
+
+    def __len__(self) -> int:
+        return len(self._packed)
 
 
 class PackedMapping(MutableMapping[str, V], Generic[V, P]):

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from spex_graph.bench.archive import packed_records, packed_trees
+from spex_graph.bench.archive import PackedSequence, packed_records, packed_trees
 from spex_graph.bench.modes import SD_SUFFIX, parse_modes, spex_config
 from spex_graph.context import SearchContext
 from spex_graph.errors import ConfigError, SpexError
@@ -92,7 +92,7 @@ class ModeRun:
         records: per-query request traces by query id (packed likewise).
         started_at, finished_at: clock readings around the whole mode.
         engine_busy: busy seconds per simulated engine (None on real backends).
-        engine_log: per-request engine log for plots (sim only).
+        engine_log: per-request engine log for plots (sim only; kept packed).
         wall_s: real seconds the mode took on this machine.
         engine_tokens: output tokens the policy engine generated, aborted requests'
             included (sim only; None on real backends).
@@ -108,7 +108,7 @@ class ModeRun:
     started_at: float
     finished_at: float
     engine_busy: dict[str, float] | None = None
-    engine_log: list[Any] = field(default_factory=list)
+    engine_log: Sequence[Any] = field(default_factory=list)
     wall_s: float = 0.0
     engine_tokens: int | None = None
     aborted_tokens: int = 0
@@ -208,6 +208,7 @@ def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[
     if spec.backend == SIM:
         from spex_graph.sim import PROFILES, sim_context
         from spex_graph.sim.clock import run_virtual
+        from spex_graph.sim.engine import RequestLog
         from spex_graph.sim.presets import get_preset
         from spex_graph.sim.spec_decoding import get_spec_decoding
 
@@ -252,7 +253,7 @@ def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[
                 run = await run_mode(mode, ctx, problems, spec.concurrency, chosen)
                 policy = engines["policy"]
                 run.engine_busy = {name: e.stats.busy_time for name, e in engines.items()}
-                run.engine_log = list(policy.log)
+                run.engine_log = PackedSequence(RequestLog, policy.log)
                 # the engine's own per-iteration counter (reward passes generate nothing)
                 run.engine_tokens = policy.stats.tokens_generated
                 run.aborted_tokens = sum(

@@ -32,3 +32,16 @@ def test_trees_round_trip_and_are_untracked() -> None:
     assert store["q"] == tree
     assert not gc.is_tracked(store._packed["q"])
     assert not gc.is_tracked(store._packed)
+
+
+def test_engine_log_sequence_round_trips() -> None:
+    from spex_graph.bench.archive import PackedSequence
+    from spex_graph.sim.engine import RequestLog
+
+    logs = [
+        RequestLog("a", "policy", 1, 10, 5, 0.0, started_at=1.0, outcome="aborted"),
+        RequestLog("b", "reward", 0, 20, 0, 0.5, generated_tokens=3, preempted=2),
+    ]
+    packed = PackedSequence(RequestLog, logs)
+    assert list(packed) == logs and packed[1] == logs[1] and packed[:1] == logs[:1]
+    assert len(packed) == 2
