@@ -17,7 +17,7 @@ import asyncio
 import sys
 import time
 
-from spex_graph import SpexReasoner
+from spex_graph import SpexReasoner, interrupts
 from spex_graph.backends.embedded import EmbeddedBackend
 from spex_graph.defaults import make_backend
 from spex_graph.policies import SpexConfig
@@ -32,12 +32,13 @@ SPEX = {"auto": None, "on": SpexConfig(), "off": SpexConfig.baseline()}
 
 
 def main() -> None:
-    """Run the demo; Ctrl-C ends it with one line."""
+    """Run the demo; Ctrl-C or SIGTERM ends it with one line."""
     try:
-        demo()
+        with interrupts.sigterm_like_ctrl_c():
+            demo()
     except KeyboardInterrupt:
-        print("\ndemo: interrupted", file=sys.stderr)
-        sys.exit(130)
+        print(f"\ndemo: {interrupts.interrupted_reason()}", file=sys.stderr)
+        sys.exit(interrupts.interrupted_exit_code())
 
 
 def demo() -> None:

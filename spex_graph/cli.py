@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from spex_graph import interrupts
 from spex_graph.config import ALGORITHMS
 from spex_graph.defaults import BACKENDS
 from spex_graph.errors import SpexError
@@ -313,7 +314,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                 gate = asyncio.Semaphore(max(1, args.concurrency))
                 await asyncio.gather(*(one(p, gate) for p in todo))
 
-            asyncio.run(all_of())
+            try:
+                asyncio.run(all_of())
+            except KeyboardInterrupt:
+                raise KeyboardInterrupt(
+                    f"finished rows are in {out}; run the same command again to resume"
+                ) from None
     finally:
         reasoner.close()
         run_on_shared_loop(resume.close_checkpointer(saver))
@@ -521,13 +527,15 @@ def main(argv: list[str] | None = None) -> int:
         "setup": cmd_setup,
     }
     try:
-        return handlers[args.command](args)
+        with interrupts.sigterm_like_ctrl_c():
+            return handlers[args.command](args)
     except SpexError as exc:
         print(f"spex: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("spex: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        hint = f"; {exc}" if str(exc) else ""
+        print(f"spex: {interrupts.interrupted_reason()}{hint}", file=sys.stderr)
+        return interrupts.interrupted_exit_code()
 
 
 if __name__ == "__main__":

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from spex_graph.bench.archive import PackedSequence, packed_records, packed_trees
 from spex_graph.bench.modes import SD_SUFFIX, parse_modes, spex_config
 from spex_graph.context import SearchContext
 from spex_graph.errors import ConfigError, SpexError
@@ -86,11 +87,12 @@ class ModeRun:
     Attributes:
         mode: the mode's name.
         results: SearchResult dicts in problem order ({"error": ...} for failed queries).
-        trees: final trees (JSON-mode dicts) by query id.
-        records: per-query request traces by query id.
+        trees: final trees (JSON-mode dicts) by query id (a run keeps them packed,
+            see spex_graph.bench.archive).
+        records: per-query request traces by query id (packed likewise).
         started_at, finished_at: clock readings around the whole mode.
         engine_busy: busy seconds per simulated engine (None on real backends).
-        engine_log: per-request engine log for plots (sim only).
+        engine_log: per-request engine log for plots (sim only; kept packed).
         wall_s: real seconds the mode took on this machine.
         engine_tokens: output tokens the policy engine generated, aborted requests'
             included (sim only; None on real backends).
@@ -101,12 +103,12 @@ class ModeRun:
 
     mode: str
     results: list[dict[str, Any]]
-    trees: dict[str, dict[str, Any]]
-    records: dict[str, list[RequestRecord]]
+    trees: Mapping[str, dict[str, Any]]
+    records: Mapping[str, list[RequestRecord]]
     started_at: float
     finished_at: float
     engine_busy: dict[str, float] | None = None
-    engine_log: list[Any] = field(default_factory=list)
+    engine_log: Sequence[Any] = field(default_factory=list)
     wall_s: float = 0.0
     engine_tokens: int | None = None
     aborted_tokens: int = 0
@@ -138,7 +140,8 @@ async def run_mode(
         ctx.speculator_factory = lambda c, s, p: OracleSpeculator(
             c, s, p, c.spex, chosen=chosen.get(p.id, frozenset()), until_end=until_end
         )
-    records: dict[str, list[RequestRecord]] = {}
+    records = packed_records()
+    trees = packed_trees()
     ctx.dispatcher.on_close.append(
         lambda session: records.__setitem__(session.query_id, session.records)
     )
@@ -146,7 +149,7 @@ async def run_mode(
     gate = asyncio.Semaphore(max(1, concurrency))
     clock = ctx.dispatcher.clock
 
-    async def one(problem: Problem) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    async def one(problem: Problem) -> dict[str, Any]:
         async with gate:
             try:
                 out = await graph.ainvoke(
@@ -154,17 +157,17 @@ async def run_mode(
                     context=ctx,
                 )
             except SpexError as exc:  # one failed query must not sink the others
-                return {"query_id": problem.id, "error": str(exc)}, None
-            return dict(out["result"]), dict(out["tree"])
+                return {"query_id": problem.id, "error": str(exc)}
+            trees[problem.id] = out["tree"]
+            return dict(out["result"])
 
     started = clock()
     wall = time.perf_counter()
-    outs = await asyncio.gather(*(one(p) for p in problems))
+    results = await asyncio.gather(*(one(p) for p in problems))
     finished = clock()
-    trees = {r["query_id"]: t for r, t in outs if t is not None}
     return ModeRun(
         mode=mode,
-        results=[r for r, _ in outs],
+        results=list(results),
         trees=trees,
         records=records,
         started_at=started,
@@ -205,6 +208,7 @@ def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[
     if spec.backend == SIM:
         from spex_graph.sim import PROFILES, sim_context
         from spex_graph.sim.clock import run_virtual
+        from spex_graph.sim.engine import RequestLog
         from spex_graph.sim.presets import get_preset
         from spex_graph.sim.spec_decoding import get_spec_decoding
 
@@ -249,7 +253,7 @@ def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[
                 run = await run_mode(mode, ctx, problems, spec.concurrency, chosen)
                 policy = engines["policy"]
                 run.engine_busy = {name: e.stats.busy_time for name, e in engines.items()}
-                run.engine_log = list(policy.log)
+                run.engine_log = PackedSequence(RequestLog, policy.log)
                 # the engine's own per-iteration counter (reward passes generate nothing)
                 run.engine_tokens = policy.stats.tokens_generated
                 run.aborted_tokens = sum(

@@ -47,8 +47,15 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine on the loop and block until it finishes."""
-        return self.submit(coro).result()
+        """Run a coroutine on the loop and block until it finishes. When the wait is
+        interrupted (Ctrl-C, SIGTERM), the coroutine is cancelled too: work nobody
+        waits for any more stops, and its `finally` blocks release what it holds."""
+        future = self.submit(coro)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
 
     async def arun(self, coro: Coroutine[Any, Any, T]) -> T:
         """Await a coroutine that runs on the loop, from any other loop."""

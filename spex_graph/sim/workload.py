@@ -122,23 +122,29 @@ class SimStep:
 
 def parse_steps(text: str) -> list[SimStep]:
     """Every tagged step in `text` (an assistant prefix or a path), in order."""
-    return list(_parse_cached(text))
+    return [SimStep(*fields) for fields in _parse_cached(text)]
+
+
+_StepFields = tuple[int, bool, int, int, int, str | None]
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _parse_cached(text: str) -> tuple[SimStep, ...]:
-    out: list[SimStep] = []
+def _parse_cached(text: str) -> tuple[_StepFields, ...]:
+    # plain tuples, not SimStep objects: tuples of atoms are untracked by the garbage
+    # collector, so a full cache (~400k objects otherwise) adds nothing to every full
+    # collection of a long benchmark
+    out: list[_StepFields] = []
     for match in _TAG.finditer(text):
         rest = text[match.end() : match.end() + 80]
         boxed = _BOXED.search(rest.split("[sim ", 1)[0])
         out.append(
-            SimStep(
-                depth=int(match.group(1)),
-                ok=match.group(2) == "1",
-                tokens=int(match.group(3)),
-                target_depth=int(match.group(4)),
-                salt=int(match.group(5), 16),
-                answer=boxed.group(1) if boxed else None,
+            (
+                int(match.group(1)),
+                match.group(2) == "1",
+                int(match.group(3)),
+                int(match.group(4)),
+                int(match.group(5), 16),
+                boxed.group(1) if boxed else None,
             )
         )
     return tuple(out)

@@ -135,3 +135,47 @@ def test_fresh_starts_over(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "resuming" not in proc.stdout
     assert len(rows(out)) == LIMIT
+
+
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_sigterm_stops_like_ctrl_c_and_the_rerun_resumes(
+    tmp_path: Path, uninterrupted: dict[str, dict[str, Any]], sigint: str
+) -> None:
+    """SIGTERM mid-run: one line on stderr, exit 143, whole rows only, and the same
+    command again finishes with the uninterrupted run's rows. With SIGINT ignored
+    (a background job) SIGTERM must still stop the run the same way."""
+    out = tmp_path / "rows.jsonl"
+    handler = signal.SIG_DFL if sigint == "default" else signal.SIG_IGN
+    proc = subprocess.Popen(
+        run_args(out),
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, handler),
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if out.exists() and out.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    messages = [line for line in stderr.splitlines() if "spex:" in line]
+    assert messages == [
+        f"spex: terminated (SIGTERM); finished rows are in {out}; "
+        "run the same command again to resume"
+    ], stderr
+    assert "Traceback" not in stderr and "never retrieved" not in stderr, stderr
+    lines = out.read_text().splitlines()
+    assert all(json.loads(line)["id"] for line in lines), "every written row is whole"
+    assert 1 <= len(lines) < LIMIT, "stopped mid-run"
+
+    again = subprocess.run(run_args(out), env=env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"resuming: {len(lines)} of {LIMIT} already in" in again.stdout
+    after = rows(out)
+    for pid, row in uninterrupted.items():
+        for field in COMPARED:
+            assert after[pid][field] == row[field], (pid, field)

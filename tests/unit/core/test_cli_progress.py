@@ -122,8 +122,11 @@ def test_run_asking_for_more_problems_than_exist_says_how_many() -> None:
     ]
 
 
-def _interrupt(command: list[str], ready: str) -> subprocess.CompletedProcess[str]:
-    """Start ``command``, wait for ``ready`` on its output, press Ctrl-C."""
+def _interrupt(
+    command: list[str], ready: str, signum: int = signal.SIGINT
+) -> subprocess.CompletedProcess[str]:
+    """Start ``command``, wait for ``ready`` on its output, press Ctrl-C (or send
+    ``signum``)."""
     env = {**os.environ, "SPEX_FAKE_LATENCY_S": "0.3", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -134,24 +137,31 @@ def _interrupt(command: list[str], ready: str) -> subprocess.CompletedProcess[st
     while ready not in seen and time.monotonic() < deadline:
         seen += proc.stdout.readline()
     assert ready in seen, seen
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     rest, _ = proc.communicate(timeout=60)
     return subprocess.CompletedProcess(command, proc.returncode, seen + rest, "")
 
 
-def test_ctrl_c_in_solve_ends_with_one_line() -> None:
-    done = _interrupt([*SPEX, "solve", "What is 6 x 7?", "--backend", "fake"], "layer 1 |")
-    assert done.returncode == 130
+STOPS = [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")]
+
+
+@pytest.mark.parametrize(("signum", "code", "reason"), STOPS)
+def test_ctrl_c_or_sigterm_in_solve_ends_with_one_line(signum: int, code: int, reason: str) -> None:
+    done = _interrupt([*SPEX, "solve", "What is 6 x 7?", "--backend", "fake"], "layer 1 |", signum)
+    assert done.returncode == code
     assert "Traceback" not in done.stdout
-    assert done.stdout.strip().splitlines()[-1] == "spex: interrupted"
+    assert done.stdout.strip().splitlines()[-1] == f"spex: {reason}"
 
 
-def test_ctrl_c_in_the_demo_ends_with_one_line() -> None:
+@pytest.mark.parametrize(("signum", "code", "reason"), STOPS)
+def test_ctrl_c_or_sigterm_in_the_demo_ends_with_one_line(
+    signum: int, code: int, reason: str
+) -> None:
     demo = [sys.executable, "examples/demo.py", "--backend", "fake", "--gsm8k", "2"]
-    done = _interrupt(demo, "layer 1 |")
-    assert done.returncode == 130
+    done = _interrupt(demo, "layer 1 |", signum)
+    assert done.returncode == code
     assert "Traceback" not in done.stdout
-    assert done.stdout.strip().splitlines()[-1] == "demo: interrupted"
+    assert done.stdout.strip().splitlines()[-1] == f"demo: {reason}"
 
 
 @pytest.mark.parametrize("flag", ["--plot", "--json", "--trace"])
