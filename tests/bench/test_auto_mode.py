@@ -17,6 +17,8 @@ from spex_graph.bench import BenchSpec, run_bench
 from spex_graph.bench.modes import auto_choice, spex_config
 from spex_graph.cli import main
 from spex_graph.context import SearchContext
+from spex_graph.defaults import make_backend
+from spex_graph.errors import ConfigError
 from spex_graph.policies.config import SpexConfig
 
 
@@ -84,3 +86,12 @@ def test_bench_auto_mode_on_the_sim_is_spex_without_early_termination() -> None:
     assert [r["answer"] for r in runs["auto"].results] == [
         r["answer"] for r in runs["baseline"].results
     ]
+
+
+def test_spex_threads_sets_the_embedded_engine_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPEX_THREADS", "1")
+    backend = make_backend("embedded", model="0.5b")
+    assert isinstance(backend, EmbeddedBackend) and backend.threads == 1
+    monkeypatch.setenv("SPEX_THREADS", "all")
+    with pytest.raises(ConfigError, match="SPEX_THREADS must be a positive whole number"):
+        make_backend("embedded")
