@@ -107,6 +107,12 @@ def demo() -> None:
         ]
         print()
         print(side_by_side(runs[: args.compare], baselines, args.spex))
+        if args.spex == "auto" and SpexConfig.auto(backend) == SpexConfig.baseline():
+            print(
+                "auto chose the baseline on this engine: both columns ran the same code "
+                "path, so their difference is run-to-run noise (the engine is not "
+                "batch-invariant, and the machine's load varies)"
+            )
     run_on_shared_loop(backend.aclose())
 
 

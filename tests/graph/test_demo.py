@@ -43,6 +43,7 @@ def test_the_demo_prints_auto_and_the_baseline_side_by_side() -> None:
     assert "SPEX auto: speculation and budget on: an extra concurrent sequence costs 0.00" in out
     assert re.search(r"solved \d/2 in [\d.]+s \(REBASE width 4, --spex auto\)", out)
     assert "the same problem with SpexConfig.baseline():" in out
+    assert "run-to-run noise" not in out  # auto speculates on the fake engine
     lines = out.splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("problem "))
     assert "--spex auto" in lines[head] and "baseline" in lines[head] and "speedup" in lines[head]
