@@ -18,11 +18,17 @@ def default_backend() -> Backend:
 
 
 def make_backend(name: str, url: str | None = None, model: str | None = None) -> Backend:
-    """A backend by name: embedded, sglang (url), openai (url, model) or fake."""
+    """A backend by name: embedded, sglang (url), openai (url, model) or fake.
+
+    The embedded engine runs $SPEX_MODEL (default 1.5B) on $SPEX_THREADS threads
+    (default all cores)."""
     if name == "embedded":
         from spex_graph.backends.embedded import EmbeddedBackend
 
-        return EmbeddedBackend(model=model or os.environ.get("SPEX_MODEL", "qwen2.5-coder-1.5b"))
+        return EmbeddedBackend(
+            model=model or os.environ.get("SPEX_MODEL", "qwen2.5-coder-1.5b"),
+            threads=_env_threads(),
+        )
     if name in ("sglang", "openai"):
         url = url or os.environ.get("SPEX_BACKEND_URL")
         if not url:
@@ -44,6 +50,16 @@ def make_backend(name: str, url: str | None = None, model: str | None = None) ->
         delay = float(os.environ.get("SPEX_FAKE_LATENCY_S") or 0)
         return ScriptedBackend(latency=lambda _request: delay)
     raise ConfigError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def _env_threads() -> int | None:
+    """$SPEX_THREADS: CPU threads of the embedded engine (unset: all cores)."""
+    text = os.environ.get("SPEX_THREADS")
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"SPEX_THREADS must be a positive whole number, not {text!r}")
+    return int(text)
 
 
 def default_reward(task: str, policy: Backend) -> RewardModel:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from spex_graph.backends._common import HttpService
 
 
 def _num(value: Any) -> float | None:
@@ -75,4 +78,38 @@ class EngineLoad:
                 raw={"get_load": payload},
                 load_tokens=tokens,
             )
+        return None
+
+
+class SGLangLoadReader:
+    """Reads an SGLang server's load: `GET /v1/loads` (>= 0.5.3), else `GET /get_load`
+    (0.5.2). The first path that answers is remembered; a server with neither
+    reports no load (None). Shared by the policy client and the PRM client, so the
+    budget sees both engines the same way.
+    """
+
+    def __init__(self, http: HttpService, api_version: Literal["auto", "new", "old"]) -> None:
+        """Read through `http`; "old" tries `/get_load` first, else `/v1/loads` first."""
+        self._http = http
+        self._paths = (
+            ["/get_load", "/v1/loads"] if api_version == "old" else ["/v1/loads", "/get_load"]
+        )
+        self._found: str | None = None
+
+    async def read(self) -> EngineLoad | None:
+        """The engine's load now; None when the server has no load endpoint."""
+        for path in [self._found] if self._found is not None else self._paths:
+            response = await self._http.send("GET", path, timeout=min(self._http.timeout, 10.0))
+            if response.status_code in (404, 405):
+                continue
+            data = self._http.parse_json(response, path)
+            parsed = (
+                EngineLoad.from_sglang_loads(data)
+                if path == "/v1/loads"
+                else EngineLoad.from_sglang_get_load(data)
+            )
+            if parsed is None:
+                raise self._http.malformed(path, "a load report")
+            self._found = path
+            return parsed
         return None

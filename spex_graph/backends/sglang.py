@@ -47,7 +47,7 @@ from spex_graph.backends.base import (
     GenerationRequest,
 )
 from spex_graph.backends.gate import PriorityGate
-from spex_graph.backends.load import EngineLoad
+from spex_graph.backends.load import EngineLoad, SGLangLoadReader
 from spex_graph.errors import (
     BackendRequestError,
     BackendUnavailableError,
@@ -232,7 +232,7 @@ class SGLangBackend:
         self._slots: PriorityGate | None = None
         self._probe_lock: asyncio.Lock | None = None
         self._probed = False
-        self._load_path: str | None = None
+        self._load = SGLangLoadReader(self._http, api_version)
         self._inflight: dict[str, Inflight] = {}
         self._background: set[asyncio.Task[Any]] = set()
         # finished calls whose children may still run on the engine (abort on close)
@@ -495,26 +495,7 @@ class SGLangBackend:
 
     async def load(self) -> EngineLoad | None:
         """Current load from `/v1/loads` (new) or `/get_load` (old); None if neither exists."""
-        paths = (
-            ["/get_load", "/v1/loads"] if self.api_version == "old" else ["/v1/loads", "/get_load"]
-        )
-        if self._load_path is not None:
-            paths = [self._load_path]
-        for path in paths:
-            response = await self._http.send("GET", path, timeout=min(self._http.timeout, 10.0))
-            if response.status_code in (404, 405):
-                continue
-            data = self._http.parse_json(response, path)
-            parsed = (
-                EngineLoad.from_sglang_loads(data)
-                if path == "/v1/loads"
-                else EngineLoad.from_sglang_get_load(data)
-            )
-            if parsed is None:
-                raise self._http.malformed(path, "a load report")
-            self._load_path = path
-            return parsed
-        return None
+        return await self._load.read()
 
     async def aclose(self) -> None:
         """Abort what the engine still runs for this client, then close; idempotent."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from spex_graph.errors import ConfigError
-from spex_graph.policies.config import SpexConfig
+from spex_graph.policies.config import NEARLY_FREE_BATCH_COST, SpexConfig
+
+if TYPE_CHECKING:
+    from spex_graph.backends.base import Backend
 
 PRUNE_MARGIN = 0.3
 """The prune-only mode's margin: assumed (the SPEX artifact prunes no single branch)."""
@@ -52,6 +55,20 @@ def spex_config(
     if mode == "spex":
         return SpexConfig(early_termination=early_termination)
     raise ConfigError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+
+
+def auto_choice(backend: Backend) -> str:
+    """One line: what `SpexConfig.auto` chooses on `backend`, and the figure it
+    decided on (the backend's `batch_cost`)."""
+    chosen = SpexConfig.auto(backend)
+    cost = backend.capabilities.batch_cost
+    what = "speculation and budget on" if chosen.speculation else "speculation off (the baseline)"
+    if cost is None:
+        return f"{what}: {backend.name} does not say what an extra concurrent sequence costs"
+    return (
+        f"{what}: an extra concurrent sequence costs {cost:.2f} of a decode step on "
+        f"{backend.name} (<= {NEARLY_FREE_BATCH_COST} is nearly free)"
+    )
 
 
 def parse_modes(text: str) -> list[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from spex_graph.bench.archive import PackedSequence, packed_records, packed_trees
-from spex_graph.bench.modes import SD_SUFFIX, parse_modes, spex_config
+from spex_graph.bench.modes import SD_SUFFIX, auto_choice, parse_modes, spex_config
 from spex_graph.context import SearchContext
 from spex_graph.errors import ConfigError, SpexError
 from spex_graph.graph import build_search_graph
@@ -290,7 +290,8 @@ def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[
                 spex=spex_config(mode, early_termination=spec.early_termination),
             )
             runs.append(run_on_shared_loop(run_mode(mode, ctx, problems, spec.concurrency, chosen)))
-            progress(f"  {mode}: {runs[-1].wall_s:.1f}s")
+            why = f" (SpexConfig.auto: {auto_choice(policy)})" if mode == "auto" else ""
+            progress(f"  {mode}: {runs[-1].wall_s:.1f}s{why}")
             if mode == "baseline":
                 chosen = chosen_paths(runs[-1])
     finally:

@@ -20,6 +20,14 @@ Two ways to read it on stock SGLang (SGLang has no PRM head support):
   position from the input lists and starts them with None). Token ids come from
   `tokenize` if given, else from the server's `/tokenize` endpoint.
   Requests carry rid `f"{request_id}-prm"`, so `cancel` aborts them on the engine.
+
+Priorities and load, as the SGLang policy client: a client-side `PriorityGate`
+lets primary scoring overtake speculative scoring; `/generate` requests carry
+`ScoreRequest.priority` (a server with `--enable-priority-scheduling` runs the
+highest first and pre-empts speculative work for primaries), while SGLang's
+`/v1/score` request has no priority field, so score-mode requests run at the
+server's default priority. `load()` reads the reward engine's `/v1/loads` (or
+old `/get_load`), so the speculation budget sees the PRM's queue.
 """
 
 from __future__ import annotations
@@ -34,8 +42,10 @@ from spex_graph.backends._common import (
     HttpService,
     logprob_pair,
     normalized_pair,
+    one_line,
 )
 from spex_graph.backends.gate import PriorityGate
+from spex_graph.backends.load import EngineLoad, SGLangLoadReader
 from spex_graph.backends.sglang import SGLANG_START_HINT
 from spex_graph.errors import (
     BackendRequestError,
@@ -82,6 +92,11 @@ class SGLangPRM:
         question_separator: between the question and the first step.
         suffix: text after the last step's tag (keep "" so the tag ends the input).
         model: `model` field of `/v1/score` requests.
+        send_priority: send `ScoreRequest.priority` on `/generate` requests (servers
+            launched with `--abort-on-priority-when-disabled` reject it without
+            `--enable-priority-scheduling`).
+        api_version: which load endpoint to try first: "new"/"auto" `/v1/loads`,
+            "old" `/get_load` (the other is tried when the first is missing).
         timeout, connect_timeout, max_concurrency: HTTP client settings.
         api_key: the server's `--api-key`, if any.
         name: reward name in traces.
@@ -105,6 +120,8 @@ class SGLangPRM:
         question_separator: str = " ",
         suffix: str = "",
         model: str = "default",
+        send_priority: bool = True,
+        api_version: Literal["auto", "new", "old"] = "auto",
         timeout: float = 120.0,
         connect_timeout: float = 5.0,
         max_concurrency: int = 64,
@@ -113,6 +130,8 @@ class SGLangPRM:
     ) -> None:
         if mode not in ("generate", "score"):
             raise ConfigError(f"SGLangPRM mode must be 'generate' or 'score', not {mode!r}")
+        if api_version not in ("auto", "new", "old"):
+            raise ConfigError(f"api_version must be 'auto', 'new' or 'old', not {api_version!r}")
         if good_token_id == bad_token_id:
             raise ConfigError("good_token_id and bad_token_id must differ")
         if not step_tag:
@@ -127,6 +146,7 @@ class SGLangPRM:
         self.question_separator = question_separator
         self.suffix = suffix
         self.model = model
+        self.send_priority = send_priority
         self._tokenize = tokenize
         self._step_tag_id = step_tag_id
         self._http = HttpService(
@@ -138,7 +158,10 @@ class SGLangPRM:
             max_connections=max_concurrency + 8,
             headers={"Authorization": f"Bearer {api_key}"} if api_key else None,
         )
-        self.capabilities = RewardCapabilities(can_abort=True, uses_engine=True, can_promote=True)
+        self._load = SGLangLoadReader(self._http, api_version)
+        self.capabilities = RewardCapabilities(
+            can_abort=True, uses_engine=True, can_promote=True, reports_load=True
+        )
         self._max_concurrency = max_concurrency
         self._slots: PriorityGate | None = None
         self._tasks: dict[str, asyncio.Task[float]] = {}
@@ -241,6 +264,26 @@ class SGLangPRM:
             raise self._http.malformed(path, "[P(good), P(bad)] at the tag")
         return normalized_pair(float(row[0]), float(row[1]))
 
+    def _abort_error(self, request_id: str, finish: dict[str, Any]) -> SpexError:
+        """A cancel's abort (no status), or the server refusing the request (a status)."""
+        status = finish.get("status_code")
+        if status is None or request_id in self._cancelled:
+            return self._cancelled_error(request_id)
+        message = one_line(str(finish.get("message") or "Aborted"), 120)
+        if "priority" in message.lower():
+            hint = (
+                "pass send_priority=False, or start the PRM server with "
+                "--enable-priority-scheduling"
+            )
+        elif status == 503:
+            hint = "send fewer requests at once, or raise --max-queued-requests"
+        else:
+            hint = "check the input length and the PRM server's log"
+        return BackendRequestError(
+            f"SGLang PRM server at {self.base_url} aborted {request_id}-prm "
+            f"({message}, status {status}); {hint}"
+        )
+
     async def _token_ids(self, text: str, *, special: bool) -> list[int]:
         if self._tokenize is not None:
             out = self._tokenize(text)
@@ -299,6 +342,8 @@ class SGLangPRM:
             "token_ids_logprob": [self.good_token_id, self.bad_token_id],
             "rid": f"{request.request_id}-prm",
         }
+        if self.send_priority:
+            body["priority"] = request.priority
         data = await self._http.request_json("POST", path, json_body=body)
         if isinstance(data, list) and len(data) == 1:
             data = data[0]
@@ -307,7 +352,7 @@ class SGLangPRM:
             raise self._http.malformed(path, "meta_info")
         finish = meta.get("finish_reason")
         if isinstance(finish, dict) and finish.get("type") == "abort":
-            raise self._cancelled_error(request.request_id)
+            raise self._abort_error(request.request_id, finish)
         if last:
             positions_lp = meta.get("output_token_ids_logprobs")
             index = 0
@@ -349,6 +394,11 @@ class SGLangPRM:
                 json_body={"rid": f"{request_id}-prm", "abort_all": False},
                 timeout=min(self._http.timeout, 10.0),
             )
+
+    async def load(self) -> EngineLoad | None:
+        """The reward engine's load from `/v1/loads` (new) or `/get_load` (old); None if
+        the server has neither."""
+        return await self._load.read()
 
     async def health(self) -> None:
         """Raise BackendUnavailableError unless the PRM server's `/health` is 200."""

@@ -8,8 +8,12 @@
   lists start with None, the last prompt position lives in the output lists);
   `finish_reason` dicts (stop+matched, length, abort); token-by-token generation
   with `token_delay` seconds per token so cancellation is testable; at most
-  `max_running` requests run, the rest wait in a queue; `accept_delay` delays
-  registering a request (so an abort can overtake it, and be dropped).
+  `max_running` requests run, the rest wait in a queue (in no set order, or with
+  `priority_scheduling` highest `priority` first, then first come, as
+  `--enable-priority-scheduling`;
+  `abort_on_priority` answers a request carrying a priority without it with
+  SGLang's 503 abort, as `--abort-on-priority-when-disabled`); `accept_delay`
+  delays registering a request (so an abort can overtake it, and be dropped).
 - `POST /abort_request {"rid", "abort_all"}`: always 200; only an exact rid the
   server holds is accepted, and then every live rid starting with it is
   aborted; a queued request is popped at once, a running one finishes after one
@@ -67,6 +71,8 @@ SAMPLING_KEYS = {
 @dataclass
 class _Req:
     rid: str
+    priority: int = 0
+    arrival: int = 0
     aborted: bool = False
     running: bool = False
     done: threading.Event = field(default_factory=threading.Event)
@@ -90,9 +96,14 @@ class FakeSGLangServer(FakeServer):
         token_delay: float = 0.002,
         max_running: int = 32,
         accept_delay: float = 0.0,
+        priority_scheduling: bool = False,
+        abort_on_priority: bool = False,
     ) -> None:
         super().__init__()
         self.accept_delay = accept_delay
+        self.priority_scheduling = priority_scheduling
+        self.abort_on_priority = abort_on_priority
+        self._arrivals = 0
         assert version in ("new", "old")
         self.version = version
         self.deterministic = deterministic
@@ -268,6 +279,15 @@ class FakeSGLangServer(FakeServer):
             abort = {"type": "abort", "message": "The request queue is full.", "status_code": 503}
             h.send_json(200, {"text": "", "meta_info": {"id": rid, "finish_reason": abort}})
             return
+        if self.abort_on_priority and not self.priority_scheduling and "priority" in body:
+            abort = {
+                "type": "abort",
+                "message": "Using priority is disabled for this server. "
+                "Please send a new request without a priority.",
+                "status_code": 503,
+            }
+            h.send_json(200, {"text": "", "meta_info": {"id": rid, "finish_reason": abort}})
+            return
         if self.accept_delay:  # the request reaches the scheduler late: early aborts are lost
             self.closing.wait(self.accept_delay)
         if n > 1:  # children get fresh uuids (io_struct.regenerate_rid): not abortable by rid
@@ -275,6 +295,14 @@ class FakeSGLangServer(FakeServer):
             h.send_json(200, outs)
             return
         h.send_json(200, self._run(h, body, params, rid))
+
+    def _queued_ahead(self, req: _Req) -> bool:
+        """Whether a waiting request comes before `req` (higher priority, then earlier)."""
+        key = (-req.priority, req.arrival)
+        return any(
+            not q.running and not q.aborted and (-q.priority, q.arrival) < key
+            for q in self.live.values()
+        )
 
     def _seed(self, params: dict[str, Any]) -> int | None:
         if self.version == "new" and self.deterministic:
@@ -300,16 +328,22 @@ class FakeSGLangServer(FakeServer):
             ids = [int(i) for i in body["input_ids"]]
             prompt = tok.decode(ids)
         started = time.monotonic()
-        req = _Req(rid)
         with self.lock:
+            self._arrivals += 1
+            priority = int(body.get("priority") or 0) if self.priority_scheduling else 0
+            req = _Req(rid, priority=priority, arrival=self._arrivals)
             self.live[rid] = req
             while (
-                sum(1 for q in self.live.values() if q.running) >= self.max_running
+                (
+                    sum(1 for q in self.live.values() if q.running) >= self.max_running
+                    or (self.priority_scheduling and self._queued_ahead(req))
+                )
                 and not req.aborted
                 and not self.closing.is_set()
             ):
                 self.lock.wait(0.05)
             req.running = not req.aborted
+            self.lock.notify_all()
         max_new = int(params.get("max_new_tokens", 128))
         stops = params.get("stop") or []
         stops = [stops] if isinstance(stops, str) else list(stops)

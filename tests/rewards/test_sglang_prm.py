@@ -17,13 +17,18 @@ from backends.conformance import assert_one_line
 from backends.fake_http import TAG, closed_port_url
 from backends.fake_sglang_server import FakeSGLangServer
 
+from spex_graph import SpexReasoner
 from spex_graph.backends._common import logprob_pair, normalized_pair
+from spex_graph.backends.base import LoadReporting
+from spex_graph.backends.fake import ScriptedBackend
+from spex_graph.backends.gate import PRIMARY_PRIORITY
 from spex_graph.errors import (
     BackendRequestError,
     BackendUnavailableError,
     ConfigError,
     RequestCancelledError,
 )
+from spex_graph.policies import SpexConfig
 from spex_graph.rewards.base import RewardModel, ScoreRequest
 from spex_graph.rewards.prm import SGLangPRM
 
@@ -192,3 +197,127 @@ async def test_unreachable_prm_server() -> None:
     with pytest.raises(BackendUnavailableError):
         await p.health()
     await p.aclose()
+
+
+# --------------------------------------------------------------------------- load and priority
+
+
+async def test_prm_reports_the_reward_engine_queue(servers: Any) -> None:
+    srv = servers(max_running=1, token_delay=0.3)
+    p = prm(srv, tokenize=srv.tokenizer.encode)
+    assert p.capabilities.reports_load and isinstance(p, LoadReporting)
+    idle = await p.load()
+    assert idle is not None and (idle.running, idle.waiting) == (0, 0)
+    tasks = [asyncio.create_task(p.score(sreq(GOOD_LAST, f"q{i}"))) for i in range(3)]
+    busiest = idle
+    for _ in range(40):
+        load = await p.load()
+        assert load is not None
+        if load.waiting > busiest.waiting:
+            busiest = load
+        if busiest.waiting == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert (busiest.running, busiest.waiting) == (1, 2)
+    assert busiest.token_usage is not None and busiest.token_usage > 0
+    assert [await t for t in tasks] == [pytest.approx(0.8)] * 3
+    assert ("GET", "/v1/loads", None) in srv.requests
+    await p.aclose()
+
+
+async def test_prm_load_on_old_and_load_less_servers(servers: Any) -> None:
+    old = servers(version="old", max_running=1, token_delay=0.3)
+    p = prm(old, tokenize=old.tokenizer.encode)
+    tasks = [asyncio.create_task(p.score(sreq(GOOD_LAST, f"q{i}"))) for i in range(2)]
+    await asyncio.sleep(0.15)
+    load = await p.load()
+    assert load is not None and load.load_tokens is not None and load.load_tokens > 0
+    await asyncio.gather(*tasks)
+    assert [path for _, path, _ in old.requests].count("/v1/loads") == 1  # tried once, 404
+    await p.load()
+    assert [path for _, path, _ in old.requests].count("/v1/loads") == 1  # remembered
+    await p.aclose()
+    bare = servers()
+    del bare.routes[("GET", "/v1/loads")]
+    q = prm(bare)
+    assert await q.load() is None
+    await q.aclose()
+
+
+@pytest.mark.parametrize("mode", ["generate", "score"])
+async def test_prm_sends_the_request_priority(servers: Any, mode: str) -> None:
+    srv = servers()
+    p = prm(srv, mode=mode)
+    await p.score(ScoreRequest(question="Q?", steps=GOOD_LAST, request_id="a", priority=107))
+    _, path, body = srv.requests[-1]
+    if mode == "generate":
+        assert path == "/generate" and body["priority"] == 107
+    else:  # SGLang's ScoringRequest has no priority field
+        assert path == "/v1/score" and "priority" not in body
+    await p.aclose()
+    off = prm(srv, send_priority=False)
+    await off.score(ScoreRequest(question="Q?", steps=GOOD_LAST, request_id="b", priority=107))
+    assert "priority" not in srv.generate_bodies[-1]
+    await off.aclose()
+
+
+async def test_primary_scoring_overtakes_queued_speculation_on_the_server(servers: Any) -> None:
+    """A full reward engine with priority scheduling runs the primary scoring request
+    before speculative ones that reached it earlier (the client gate has room for all)."""
+    srv = servers(max_running=1, token_delay=0.25, priority_scheduling=True)
+    p = prm(srv, tokenize=srv.tokenizer.encode)
+    done: list[str] = []
+
+    async def score(rid: str, priority: int) -> None:
+        await p.score(
+            ScoreRequest(question="Q?", steps=GOOD_LAST, request_id=rid, priority=priority)
+        )
+        done.append(rid)
+
+    tasks = [asyncio.create_task(score("spec-0", 0))]
+    await asyncio.sleep(0.08)  # spec-0 runs
+    tasks += [asyncio.create_task(score(f"spec-{i}", 0)) for i in (1, 2)]
+    await asyncio.sleep(0.08)  # both wait on the server
+    tasks.append(asyncio.create_task(score("primary", PRIMARY_PRIORITY)))
+    await asyncio.gather(*tasks)
+    assert done == ["spec-0", "primary", "spec-1", "spec-2"]
+    await p.aclose()
+
+
+async def test_a_server_refusing_priorities_is_a_one_line_error(servers: Any) -> None:
+    srv = servers(abort_on_priority=True)
+    p = prm(srv, tokenize=srv.tokenizer.encode)
+    with pytest.raises(BackendRequestError) as info:
+        await p.score(sreq(GOOD_LAST))
+    assert_one_line(info.value)
+    assert "send_priority=False" in str(info.value) and "status 503" in str(info.value)
+    await p.aclose()
+    off = prm(srv, tokenize=srv.tokenizer.encode, send_priority=False)
+    assert await off.score(sreq(GOOD_LAST)) == pytest.approx(0.8)
+    await off.aclose()
+
+
+async def test_a_speculative_search_reads_the_prm_load_and_sends_priorities(
+    servers: Any,
+) -> None:
+    """Through a whole search: the load-aware budget polls the reward engine's
+    `/v1/loads`, and the search's scoring requests reach it with their priority."""
+    srv = servers(token_delay=0.005)
+    # policy steps long enough for the budget to poll the load a few times, and to
+    # leave the reward engine mostly idle, so speculative scoring may go to it
+    latency = 0.15
+    reasoner = SpexReasoner(
+        ScriptedBackend(latency=lambda _r: latency),
+        prm(srv, tokenize=srv.tokenizer.encode),
+        task="gsm8k",
+        width=4,
+        spex=SpexConfig(),
+    )
+    try:
+        result = await reasoner.ainvoke("question: what is 6 x 7?")
+    finally:
+        await reasoner.aclose()
+    assert result.answer in ("42", "41")
+    assert any(path == "/v1/loads" for _, path, _ in srv.requests)
+    priorities = [body["priority"] for body in srv.generate_bodies]
+    assert any(p >= PRIMARY_PRIORITY for p in priorities)
