@@ -59,7 +59,10 @@ def test_bench_auto_mode_on_a_free_batching_backend_speculates_exactly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The CLI as a user runs it: `auto` next to `baseline`, the ratio in the table."""
-    monkeypatch.setenv("SPEX_FAKE_LATENCY_S", "0.01")
+    # 0.1 s per request: the budget holds speculation back until primary scoring has
+    # been seen to leave the reward engine idle (a ~2 s meter), so a run of a few
+    # 0.01 s requests would end before speculation could start
+    monkeypatch.setenv("SPEX_FAKE_LATENCY_S", "0.1")
     out = tmp_path / "auto.json"
     args = ["bench", "--backend", "fake", "--width", "4", "--queries", "3"]
     assert main([*args, "--modes", "baseline,auto", "--json", str(out)]) == 0
