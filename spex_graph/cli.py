@@ -155,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--backend-url", default=None)
     ev.add_argument("--model", default=None)
     ev.add_argument("--max-tokens", type=int, default=400)
+    ev.add_argument("--threads", type=int, default=None, help="embedded engine CPU threads")
     ev.add_argument("--json", default=None)
 
     rec = sub.add_parser("record-trees", help="record full search trees on a real engine (JSONL)")
@@ -454,7 +455,9 @@ def cmd_eval_reward(args: argparse.Namespace) -> int:
         raise SpexError("--limit and --samples must be at least 1")
     task = get_task(args.dataset)
     problems = task.load(limit=args.limit)
-    backend = make_backend(args.backend, args.backend_url, _model_name(args.model))
+    backend = make_backend(
+        args.backend, args.backend_url, _model_name(args.model), threads=args.threads
+    )
     started = time.perf_counter()
     try:
         run_on_shared_loop(backend.health())

@@ -17,12 +17,16 @@ def default_backend() -> Backend:
     return make_backend(os.environ.get("SPEX_BACKEND") or "embedded")
 
 
-def make_backend(name: str, url: str | None = None, model: str | None = None) -> Backend:
-    """A backend by name: embedded, sglang (url), openai (url, model) or fake."""
+def make_backend(
+    name: str, url: str | None = None, model: str | None = None, *, threads: int | None = None
+) -> Backend:
+    """A backend by name: embedded (model, CPU threads), sglang (url), openai (url, model) or fake."""
     if name == "embedded":
         from spex_graph.backends.embedded import EmbeddedBackend
 
-        return EmbeddedBackend(model=model or os.environ.get("SPEX_MODEL", "qwen2.5-coder-1.5b"))
+        return EmbeddedBackend(
+            model=model or os.environ.get("SPEX_MODEL", "qwen2.5-coder-1.5b"), threads=threads
+        )
     if name in ("sglang", "openai"):
         url = url or os.environ.get("SPEX_BACKEND_URL")
         if not url:
