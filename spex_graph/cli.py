@@ -400,14 +400,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.json}")
     if args.plot:
-        from spex_graph.bench.plot import plot_timelines
+        from spex_graph.bench.plot import node_rewards, plot_timelines
 
-        panels = []
+        panels, rewards = [], []
         for run in runs:
             if run.mode in ("baseline", "spex", "oracle") and run.results:
                 first = str(run.results[0].get("query_id"))
                 panels.append((f"{run.mode}: query {first}", run.records.get(first, [])))
-        print(f"wrote {plot_timelines(panels, args.plot)}")
+                tree = run.trees.get(first)
+                rewards.append(node_rewards(tree) if tree is not None else {})
+        print(f"wrote {plot_timelines(panels, args.plot, rewards)}")
     if args.trace:
         from spex_graph.bench.trace_view import save_traces
 
