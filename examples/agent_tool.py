@@ -35,17 +35,15 @@ from spex_graph.defaults import make_backend
 
 SYSTEM = "You are a helpful assistant. Use the spex_reasoner tool for any math."
 
-# One worked exchange: small local models copy its shape (call for math, then answer).
+# One worked exchange: small local models copy its shape (call for math with the whole
+# question, then answer). With a shortened question here the 0.5B answered by itself.
+_EXAMPLE_QUESTION = "Tom has 3 bags with 5 apples each. How many apples does he have?"
 EXAMPLE: list[BaseMessage] = [
-    HumanMessage("Tom has 3 bags with 5 apples each. How many apples does he have?"),
+    HumanMessage(_EXAMPLE_QUESTION),
     AIMessage(
         "",
         tool_calls=[
-            {
-                "name": "spex_reasoner",
-                "args": {"question": "Tom has 3 bags with 5 apples each. How many apples?"},
-                "id": "example-1",
-            }
+            {"name": "spex_reasoner", "args": {"question": _EXAMPLE_QUESTION}, "id": "example-1"}
         ],
     ),
     ToolMessage("15", tool_call_id="example-1"),
@@ -139,6 +137,7 @@ def main() -> None:
     parser.add_argument("--chat-url", default=None, help="its OpenAI-compatible base URL")
     parser.add_argument("--backend", default="embedded", help="the reasoner's engine")
     parser.add_argument("--width", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="embedded CPU threads")
     parser.add_argument(
         "question",
         nargs="?",
@@ -154,7 +153,7 @@ def main() -> None:
     if local:
         from spex_graph.backends.embedded import EmbeddedBackend
 
-        engine = EmbeddedBackend(args.model, server_args=("--jinja",))
+        engine = EmbeddedBackend(args.model, threads=args.threads, server_args=("--jinja",))
         url = run_on_shared_loop(engine.base_url())
         chat: BaseChatModel = _local_chat_class()(
             model=engine.model, base_url=f"{url}/v1", api_key="none", temperature=0, max_tokens=256
