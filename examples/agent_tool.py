@@ -47,7 +47,7 @@ EXAMPLE: list[BaseMessage] = [
         ],
     ),
     ToolMessage("15", tool_call_id="example-1"),
-    AIMessage("Tom has 15 apples."),
+    AIMessage("The answer is 15."),
 ]
 
 
