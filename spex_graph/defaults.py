@@ -20,7 +20,7 @@ def default_backend() -> Backend:
 def make_backend(
     name: str, url: str | None = None, model: str | None = None, *, threads: int | None = None
 ) -> Backend:
-    """A backend by name: embedded (model, CPU threads), sglang (url), openai (url, model) or fake."""
+    """A backend by name: embedded (model, threads), sglang (url), openai (url, model) or fake."""
     if name == "embedded":
         from spex_graph.backends.embedded import EmbeddedBackend
 
