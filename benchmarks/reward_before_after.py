@@ -7,6 +7,9 @@ the comparison is paired. The old check is read from git history (it is not a li
         --threads 1 --json samples.json
     python benchmarks/reward_before_after.py samples.json --before 0b36ace^
 
+The 1.5B samples behind the README's table are in
+``benchmarks/reward-eval-1.5b-gsm8k-36x4.json.gz`` (the script reads .gz too).
+
 `0b36ace` is the commit that taught the check consecutive lines, running chains, units and
 times signs; its parent holds the extraction the issue found wanting.
 """
@@ -14,6 +17,7 @@ times signs; its parent holds the extraction the issue found wanting.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import subprocess
 import sys
@@ -80,7 +84,9 @@ def main() -> int:
     parser.add_argument("--dataset", default="gsm8k")
     args = parser.parse_args()
     task = get_task(args.dataset)
-    rows = json.loads(Path(args.samples).read_text())["samples"]
+    path = Path(args.samples)
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    rows = json.loads(raw)["samples"]
     before = rescore(rows, old_check(args.before), task.step_delimiter)
     after = rescore(rows, check_arithmetic, task.step_delimiter)
     stored = [(r["checked"], r["wrong"]) for r in rows]
