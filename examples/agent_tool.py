@@ -36,7 +36,8 @@ from spex_graph.defaults import make_backend
 SYSTEM = "You are a helpful assistant. Use the spex_reasoner tool for any math."
 
 # One worked exchange: small local models copy its shape (call for math with the whole
-# question, then answer). With a shortened question here the 0.5B answered by itself.
+# question, then answer). With a shortened question here, or "The answer is 15." as the
+# last line, the 0.5B answered by itself.
 _EXAMPLE_QUESTION = "Tom has 3 bags with 5 apples each. How many apples does he have?"
 EXAMPLE: list[BaseMessage] = [
     HumanMessage(_EXAMPLE_QUESTION),
@@ -47,7 +48,7 @@ EXAMPLE: list[BaseMessage] = [
         ],
     ),
     ToolMessage("15", tool_call_id="example-1"),
-    AIMessage("The answer is 15."),
+    AIMessage("Tom has 15 apples."),
 ]
 
 
