@@ -156,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--backend-url", default=None)
     ev.add_argument("--model", default=None)
     ev.add_argument("--max-tokens", type=int, default=400)
+    ev.add_argument("--threads", type=int, default=None, help="embedded engine CPU threads")
     ev.add_argument("--json", default=None)
 
     rec = sub.add_parser("record-trees", help="record full search trees on a real engine (JSONL)")
@@ -405,14 +406,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.json}")
     if args.plot:
-        from spex_graph.bench.plot import plot_timelines
+        from spex_graph.bench.plot import node_rewards, plot_timelines
 
-        panels = []
+        panels, rewards = [], []
         for run in runs:
             if run.mode in ("baseline", "spex", "oracle") and run.results:
                 first = str(run.results[0].get("query_id"))
                 panels.append((f"{run.mode}: query {first}", run.records.get(first, [])))
-        print(f"wrote {plot_timelines(panels, args.plot)}")
+                tree = run.trees.get(first)
+                rewards.append(node_rewards(tree) if tree is not None else {})
+        print(f"wrote {plot_timelines(panels, args.plot, rewards)}")
     if args.trace:
         from spex_graph.bench.trace_view import save_traces
 
@@ -460,7 +463,9 @@ def cmd_eval_reward(args: argparse.Namespace) -> int:
         raise SpexError("--limit and --samples must be at least 1")
     task = get_task(args.dataset)
     problems = task.load(limit=args.limit)
-    backend = make_backend(args.backend, args.backend_url, _model_name(args.model))
+    backend = make_backend(
+        args.backend, args.backend_url, _model_name(args.model), threads=args.threads
+    )
     started = time.perf_counter()
     try:
         run_on_shared_loop(backend.health())

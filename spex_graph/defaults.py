@@ -17,17 +17,19 @@ def default_backend() -> Backend:
     return make_backend(os.environ.get("SPEX_BACKEND") or "embedded")
 
 
-def make_backend(name: str, url: str | None = None, model: str | None = None) -> Backend:
-    """A backend by name: embedded, sglang (url), openai (url, model) or fake.
+def make_backend(
+    name: str, url: str | None = None, model: str | None = None, *, threads: int | None = None
+) -> Backend:
+    """A backend by name: embedded (model, threads), sglang (url), openai (url, model) or fake.
 
-    The embedded engine runs $SPEX_MODEL (default 1.5B) on $SPEX_THREADS threads
-    (default all cores)."""
+    The embedded engine runs $SPEX_MODEL (default 1.5B) on `threads`, else
+    $SPEX_THREADS threads (default all cores)."""
     if name == "embedded":
         from spex_graph.backends.embedded import EmbeddedBackend
 
         return EmbeddedBackend(
             model=model or os.environ.get("SPEX_MODEL", "qwen2.5-coder-1.5b"),
-            threads=_env_threads(),
+            threads=threads if threads is not None else _env_threads(),
         )
     if name in ("sglang", "openai"):
         url = url or os.environ.get("SPEX_BACKEND_URL")

@@ -29,7 +29,10 @@ ENV_VARS = {
     "task": "SPEX_TASK",
     "algorithm": "SPEX_ALGORITHM",
     "width": "SPEX_WIDTH",
+    "max_depth": "SPEX_MAX_DEPTH",
+    "step_max_tokens": "SPEX_STEP_MAX_TOKENS",
 }
+_WHOLE_NUMBERS = ("width", "max_depth", "step_max_tokens")
 _DEFAULTS: dict[str, Any] = {"backend": "embedded", "task": "gsm8k", "algorithm": "rebase"}
 
 
@@ -44,6 +47,8 @@ class ContextSettings:
         task: gsm8k, math500 or game24 ($SPEX_TASK, default gsm8k).
         algorithm: beam, rebase, ets, best_first, mcts, ... ($SPEX_ALGORITHM, default rebase).
         width: beam width / samples per round ($SPEX_WIDTH, default the algorithm's).
+        max_depth: cap on reasoning steps ($SPEX_MAX_DEPTH, default the task's).
+        step_max_tokens: cap on tokens per step ($SPEX_STEP_MAX_TOKENS, default 256).
     """
 
     backend: str | None = None
@@ -52,6 +57,8 @@ class ContextSettings:
     task: str | None = None
     algorithm: str | None = None
     width: int | None = None
+    max_depth: int | None = None
+    step_max_tokens: int | None = None
 
     @classmethod
     def from_value(cls, value: Any) -> ContextSettings:
@@ -85,12 +92,13 @@ class ContextSettings:
             if value in (None, ""):
                 value = os.environ.get(var) or _DEFAULTS.get(name)
             filled[name] = value
-        width = filled["width"]
-        if width is not None:
-            try:
-                filled["width"] = int(width)
-            except ValueError:
-                raise ConfigError(f"width must be a whole number, not {width!r}") from None
+        for name in _WHOLE_NUMBERS:
+            value = filled[name]
+            if value is not None:
+                try:
+                    filled[name] = int(value)
+                except ValueError:
+                    raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
         return replace(self, **filled)
 
 
@@ -106,7 +114,12 @@ def _build(settings: ContextSettings) -> SearchContext:
     from spex_graph.defaults import make_backend
 
     policy = make_backend(str(settings.backend), settings.backend_url, settings.model)
+    step_tokens = {"step_max_tokens": settings.step_max_tokens} if settings.step_max_tokens else {}
     config = SearchConfig.make(
-        task=settings.task, algorithm=settings.algorithm, width=settings.width
+        task=settings.task,
+        algorithm=settings.algorithm,
+        width=settings.width,
+        max_depth=settings.max_depth,
+        **step_tokens,
     )
     return SearchContext.create(policy, config=config)

@@ -4,7 +4,8 @@ A server cannot hand the graph live backends, so runs pass their context by name
 assistant's (or a run's) ``context`` such as ``{"backend": "sglang", "backend_url":
 "http://gpu:30000", "width": 8}`` (see `spex_graph.settings.ContextSettings`). Keys left
 out come from the ``SPEX_*`` variables in ``langgraph.json`` (the embedded 0.5B model on
-CPU), then the library defaults. Input: ``{"question": "..."}``; watch ``select``,
+CPU, REBASE width 2, at most 6 steps of 128 tokens: a small search that answers quickly),
+then the library defaults. Input: ``{"question": "..."}``; watch ``select``,
 ``expand`` and ``evaluate`` loop as the tree grows; the answer lands in ``result``.
 
     cd integrations/studio && LANGGRAPH_CLI_NO_ANALYTICS=1 langgraph dev --port 8123

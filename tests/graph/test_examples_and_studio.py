@@ -162,5 +162,101 @@ def test_agent_example_without_a_chat_model_package_says_what_to_install() -> No
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
         "agent_tool.py: error: the agent needs a tool-calling chat model; "
-        "pip install langchain-openai (or pass your own model to build_agent)"
+        "pip install 'spex-graph[agent]' (or pass your own model to build_agent)"
     )
+
+
+@pytest.mark.parametrize(
+    ("reply", "call"),
+    [
+        ('{"name": "spex_reasoner", "arguments": {"question": "6 x 7?"}}', {"question": "6 x 7?"}),
+        (
+            '```json\n{"name": "spex_reasoner", "arguments": {"question": "q"}}\n```',
+            {"question": "q"},
+        ),
+        ("The answer is 42.", None),
+        ('Here is JSON: {"name": "x", "arguments": {}}', None),  # prose is an answer
+        ('{"name": "spex_reasoner"}', None),
+        ("{not json", None),
+    ],
+)
+def test_agent_example_reads_a_bare_json_tool_call(reply: str, call: object) -> None:
+    found = _load_example("agent_tool").json_tool_call(reply)
+    assert (found and found["args"]) == call
+    if found:
+        assert found["name"] == "spex_reasoner" and found["id"].startswith("call-")
+
+
+class _LocalModelServer:
+    """/v1/chat/completions that answers like the small embedded models: a tool call as bare
+    JSON in the text when the last message is the user's, else an answer from the tool result."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        bodies = self.bodies = []  # type: ignore[var-annotated]
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                bodies.append(body)
+                last = body["messages"][-1]
+                if last["role"] == "tool":
+                    text = f"The baker makes {last['content']} rolls."
+                else:
+                    args = {"question": last["content"]}
+                    text = json.dumps({"name": "spex_reasoner", "arguments": args})
+                reply = {
+                    "id": "c1",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": text},
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }
+                data = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_agent_example_turns_a_local_models_json_reply_into_a_tool_call() -> None:
+    """ChatOpenAI over HTTP, as the example uses it against llama-server."""
+    pytest.importorskip("langchain_openai")
+    from spex_graph import SpexReasoner
+    from spex_graph.defaults import make_backend
+
+    module = _load_example("agent_tool")
+    local = _LocalModelServer()
+    try:
+        chat = module._local_chat_class()(model="m", base_url=local.url, api_key="none")
+        reasoner = SpexReasoner(make_backend("fake"), task="gsm8k", width=2, output="answer")
+        agent = module.build_agent(chat, reasoner, worked_example=True)
+        messages = module.ask(agent, "What is 6 x 7?")
+    finally:
+        local.server.shutdown()
+    call, result, final = messages[-3:]
+    assert call.tool_calls[0]["name"] == "spex_reasoner"
+    assert call.tool_calls[0]["args"] == {"question": "What is 6 x 7?"} and call.content == ""
+    assert isinstance(result, ToolMessage) and result.content in ("42", "41")
+    assert final.content == f"The baker makes {result.content} rolls."
+    first = local.bodies[0]
+    assert [t["function"]["name"] for t in first["tools"]] == ["spex_reasoner"]
+    roles = [m["role"] for m in first["messages"]]
+    assert roles == ["system", "user", "assistant", "tool", "assistant", "user"]  # worked example

@@ -61,4 +61,6 @@ def setup(model: str = DEFAULT_MODEL) -> tuple[Path, Path]:
     progress(f"model ready: {model_path}")
     binary = ensure_llama_server(progress=progress)
     progress(f"llama-server ready: {binary}")
+    logs = model_path.parent.parent / "logs"
+    progress(f"engine logs: {logs}/llama-server-<model>-port<port>-pid<pid>.log (one per start)")
     return model_path, binary

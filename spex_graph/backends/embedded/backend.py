@@ -149,6 +149,14 @@ class EmbeddedBackend:
         """The managed llama-server, once started (None before the first request)."""
         return self._server
 
+    async def base_url(self) -> str:
+        """Start the engine if needed and return its root URL (``http://127.0.0.1:PORT``).
+
+        llama-server also answers OpenAI's API under ``/v1`` (chat completions; tool calls
+        need ``server_args=("--jinja",)``), so one engine can serve a chat model too.
+        """
+        return await self._ensure_server()
+
     async def _ensure_server(self) -> str:
         if self._server is None:
             if self._setup_lock is None:

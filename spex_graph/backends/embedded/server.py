@@ -6,9 +6,10 @@ exit (atexit: normal exit, an uncaught exception, Ctrl-C) and when the Python
 process dies any other way (SIGTERM, SIGKILL, a crash) through
 ``PR_SET_PDEATHSIG``. Linux sends that signal when the *thread* that forked
 the child ends, so every server is forked from one spawner thread that lives
-as long as the process, whichever thread asked for the start. Its output goes
-to a log file in the cache directory, whose last line is quoted when it fails
-to start.
+as long as the process, whichever thread asked for the start. Each start writes
+its own log, ``~/.cache/spex-graph/logs/llama-server-<model>-port<port>-pid<pid>.log``
+(see `log_path`; the newest 20 per model are kept), whose last line is quoted
+when the server fails to start.
 """
 
 from __future__ import annotations
@@ -40,7 +41,33 @@ T = TypeVar("T")
 
 LOOPBACK = "127.0.0.1"
 _LOG_MAX = 5 * 1024 * 1024
+_LOGS_KEPT = 20  # per model
 _HEADER = "=== spex: starting"
+
+
+def log_dir(config: ServerConfig) -> Path:
+    """Where server logs go: ``config.log_dir``, else ``logs/`` beside the models folder
+    (``~/.cache/spex-graph/logs``)."""
+    return config.log_dir or config.model.parent.parent / "logs"
+
+
+def log_path(config: ServerConfig, port: int) -> Path:
+    """The log file of one server start: ``llama-server-<model>-port<port>-pid<pid>.log``.
+
+    The port and the id of the Python process that owns the server make the name unique
+    among live servers, so two engines of the same model never write into one file.
+    """
+    return log_dir(config) / f"llama-server-{config.model.stem}-port{port}-pid{os.getpid()}.log"
+
+
+def _prune_logs(current: Path) -> None:
+    """Keep the newest `_LOGS_KEPT` logs of this model; every start makes a new name."""
+    model_prefix = current.name.split("-port", 1)[0] + "-port"
+    logs = [p for p in current.parent.glob(f"{model_prefix}*.log") if p != current]
+    logs.sort(key=lambda p: p.stat().st_mtime if p.exists() else 0.0)
+    for old in logs[: max(0, len(logs) - (_LOGS_KEPT - 1))]:
+        with contextlib.suppress(OSError):
+            old.unlink()
 
 
 def pick_free_port(preferred: int | None = None, host: str = LOOPBACK) -> int:
@@ -245,9 +272,9 @@ class LlamaServer:
             self._ready = False
             preferred = None if avoid_port else self.config.port
             self._port = pick_free_port(preferred)
-            log_dir = self.config.log_dir or self.config.model.parent.parent / "logs"
-            log_dir.mkdir(parents=True, exist_ok=True)
-            self._log_path = log_dir / f"llama-server-{self.config.model.stem}.log"
+            self._log_path = log_path(self.config, self._port)
+            self._log_path.parent.mkdir(parents=True, exist_ok=True)
+            _prune_logs(self._log_path)
             rotate = self._log_path.is_file() and self._log_path.stat().st_size > _LOG_MAX
             with self._log_path.open("wb" if rotate else "ab") as log:
                 log.write(
