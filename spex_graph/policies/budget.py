@@ -101,9 +101,10 @@ class BudgetController:
             speculation onto an engine whose load is not known yet.
         reward_busy_full, reward_busy_zero: the reward engine's busy fraction (primary
             scoring in flight, time-weighted) up to which M is whole, and from which
-            it is 0 (linear between). Chosen on the simulator's never-slower matrix:
-            (0.5, 0.9) beat (0.3, 0.6) and (0.4, 0.7) at concurrency 4 and lost
-            nowhere.
+            it is 0 (linear between). Chosen on six H100 cells of the never-slower
+            matrix (REBASE w16, both presets, concurrency 1-64): of (0.3, 0.6),
+            (0.4, 0.7) and (0.5, 0.9), the last gained most at concurrency 4 and 16
+            and was within 0.01x of the best at 1 and 64.
     """
 
     factor: float = 1.5
