@@ -4,9 +4,11 @@ The process is started lazily (`ensure_running`), watched (a dead process is
 restarted by the next `ensure_running`), and stopped by `stop`, at interpreter
 exit (atexit: normal exit, an uncaught exception, Ctrl-C) and when the Python
 process dies any other way (SIGTERM, SIGKILL, a crash) through
-``PR_SET_PDEATHSIG``. Linux sends that signal when the *thread* that forked
-the child ends, so every server is forked from one spawner thread that lives
-as long as the process, whichever thread asked for the start. Each start writes
+``PR_SET_PDEATHSIG`` with SIGKILL (a server whose parent is gone has nobody to
+serve, and a SIGTERM can leave it hung in its own cleanup, as one llama-server
+was seen to be after `langgraph dev` stopped). Linux sends that signal when the
+*thread* that forked the child ends, so every server is forked from one spawner
+thread that lives as long as the process, whichever thread asked for the start. Each start writes
 its own log, ``~/.cache/spex-graph/logs/llama-server-<model>-port<port>-pid<pid>.log``
 (see `log_path`; the newest 20 per model are kept), whose last line is quoted
 when the server fails to start.
@@ -161,7 +163,7 @@ def _stop_all_at_exit() -> None:
 
 def _pdeathsig() -> None:  # runs in the child between fork and exec
     with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class _Spawner:
