@@ -25,7 +25,14 @@ from typing import Any
 from spex_graph.bench.report import build_report
 from spex_graph.bench.runner import BenchSpec, run_bench
 
-__all__ = ["ALGORITHM_SETTINGS", "MatrixCell", "markdown", "run_matrix"]
+__all__ = [
+    "ALGORITHM_SETTINGS",
+    "MatrixCell",
+    "add_axis_arguments",
+    "axis_cells",
+    "markdown",
+    "run_matrix",
+]
 
 ALGORITHM_SETTINGS: dict[str, dict[str, Any]] = {
     "rebase": {"width": 16},
@@ -35,6 +42,29 @@ ALGORITHM_SETTINGS: dict[str, dict[str, Any]] = {
     "mcts": {"width": 4, "algorithm_options": {"rollouts": 10}},
 }
 """Width (and options) per algorithm: REBASE's 16 (Wu et al.), the others' defaults."""
+
+
+def add_axis_arguments(parser: argparse.ArgumentParser, *, gpus: str, algorithms: str) -> None:
+    """The matrix axes both matrix commands take (comma-separated lists)."""
+    parser.add_argument("--presets", default="artifact,modern")
+    parser.add_argument("--gpus", default=gpus)
+    parser.add_argument("--algorithms", default=algorithms)
+    parser.add_argument("--concurrency", default="1,4,16,64")
+
+
+def axis_cells(args: argparse.Namespace) -> list[MatrixCell]:
+    """Every (preset, GPU, algorithm, concurrency) cell of the parsed axes, in order."""
+
+    def split(text: str) -> list[str]:
+        return [x.strip() for x in text.split(",") if x.strip()]
+
+    return [
+        MatrixCell(p, g, a, int(c))
+        for p in split(args.presets)
+        for g in split(args.gpus)
+        for a in split(args.algorithms)
+        for c in split(args.concurrency)
+    ]
 
 
 @dataclass(frozen=True)
@@ -147,22 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: run the matrix, write JSON, markdown and a plot."""
     parser = argparse.ArgumentParser(prog="python -m spex_graph.bench.matrix")
     parser.add_argument("--out", default="runs/matrix")
-    parser.add_argument("--presets", default="artifact,modern")
-    parser.add_argument("--gpus", default="h100")
-    parser.add_argument("--algorithms", default="rebase,ets,beam,bestfirst,mcts")
-    parser.add_argument("--concurrency", default="1,4,16,64")
+    add_axis_arguments(parser, gpus="h100", algorithms="rebase,ets,beam,bestfirst,mcts")
     parser.add_argument("--queries", type=int, default=32)
     parser.add_argument("--no-spec-decoding", action="store_true")
     args = parser.parse_args(argv)
-    split = lambda s: [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731
-    cells = [
-        MatrixCell(p, g, a, int(c))
-        for p in split(args.presets)
-        for g in split(args.gpus)
-        for a in split(args.algorithms)
-        for c in split(args.concurrency)
-    ]
-    rows = run_matrix(cells, args.queries, spec_decoding=not args.no_spec_decoding)
+    rows = run_matrix(axis_cells(args), args.queries, spec_decoding=not args.no_spec_decoding)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1))

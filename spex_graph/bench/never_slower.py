@@ -18,13 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from spex_graph.bench.matrix import ALGORITHM_SETTINGS, add_axis_arguments, axis_cells
 from spex_graph.bench.report import build_report
 from spex_graph.bench.runner import BenchSpec, run_bench
 
 MODES = "baseline,spec-only,budget-only,spex"
-ALGORITHMS = {"rebase": (16, {}), "mcts": (4, {"rollouts": 10})}
-"""Algorithm -> (width, options): REBASE width 16 (the paper's main setting) and MCTS
-with 4 children per expansion and 10 rollouts (assumed: the library's MCTS default)."""
 
 
 def queries_for(concurrency: int) -> int:
@@ -34,16 +32,17 @@ def queries_for(concurrency: int) -> int:
 
 def run_cell(preset: str, gpu: str, algorithm: str, concurrency: int) -> dict[str, Any]:
     """One cell: the four modes on one setting; returns the per-mode summary."""
-    width, options = ALGORITHMS[algorithm]
+    # REBASE width 16 (the paper's main setting); MCTS 4 children x 10 rollouts
+    settings = ALGORITHM_SETTINGS[algorithm]
     spec = BenchSpec(
         algorithm=algorithm,
-        width=width,
+        width=int(settings["width"]),
         queries=queries_for(concurrency),
         concurrency=concurrency,
         modes=MODES,
         preset=preset,
         gpu=gpu,
-        algorithm_options=dict(options),
+        algorithm_options=dict(settings.get("algorithm_options", {})),
     )
     started = time.monotonic()
     report = build_report(spec, run_bench(spec, progress=lambda _line: None))
@@ -53,7 +52,7 @@ def run_cell(preset: str, gpu: str, algorithm: str, concurrency: int) -> dict[st
         "preset": preset,
         "gpu": gpu,
         "algorithm": algorithm,
-        "width": width,
+        "width": spec.width,
         "concurrency": concurrency,
         "queries": spec.queries,
         "wall_s": round(time.monotonic() - started, 1),
@@ -102,31 +101,26 @@ def format_markdown(cells: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the matrix; exit 1 when any cell fails."""
     parser = argparse.ArgumentParser(prog="python -m spex_graph.bench.never_slower")
-    parser.add_argument("--presets", default="artifact,modern")
-    parser.add_argument("--gpus", default="h100,h200")
-    parser.add_argument("--algorithms", default="rebase,mcts")
-    parser.add_argument("--concurrency", default="1,4,16,64")
+    add_axis_arguments(parser, gpus="h100,h200", algorithms="rebase,mcts")
     parser.add_argument("--json", help="write every cell here")
     parser.add_argument("--markdown", action="store_true", help="print the README table")
     args = parser.parse_args(argv)
     cells: list[dict[str, Any]] = []
-    for preset in args.presets.split(","):
-        for gpu in args.gpus.split(","):
-            for algorithm in args.algorithms.split(","):
-                for conc in (int(c) for c in args.concurrency.split(",")):
-                    cell = run_cell(preset, gpu, algorithm, conc)
-                    cells.append(cell)
-                    spex = cell["modes"]["spex"]
-                    print(
-                        f"{preset} {gpu} {algorithm} c{conc}: spex {spex['speedup']:.2f}x "
-                        f"spec-only {cell['modes']['spec-only']['speedup']:.2f}x "
-                        f"p90 {spex['latency_p90_s']:.2f}/"
-                        f"{cell['modes']['baseline']['latency_p90_s']:.2f} "
-                        f"{'ok' if cell['spex_ok'] else 'FAIL'} ({cell['wall_s']}s)",
-                        flush=True,
-                    )
-                    if args.json:
-                        Path(args.json).write_text(json.dumps({"cells": cells}, indent=1))
+    for axis in axis_cells(args):
+        cell = run_cell(axis.preset, axis.gpu, axis.algorithm, axis.concurrency)
+        cells.append(cell)
+        spex = cell["modes"]["spex"]
+        print(
+            f"{axis.preset} {axis.gpu} {axis.algorithm} c{axis.concurrency}: "
+            f"spex {spex['speedup']:.2f}x "
+            f"spec-only {cell['modes']['spec-only']['speedup']:.2f}x "
+            f"p90 {spex['latency_p90_s']:.2f}/"
+            f"{cell['modes']['baseline']['latency_p90_s']:.2f} "
+            f"{'ok' if cell['spex_ok'] else 'FAIL'} ({cell['wall_s']}s)",
+            flush=True,
+        )
+        if args.json:
+            Path(args.json).write_text(json.dumps({"cells": cells}, indent=1))
     if args.markdown:
         print(format_markdown(cells))
     return 0 if all(c["spex_ok"] for c in cells) else 1

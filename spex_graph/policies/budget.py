@@ -299,18 +299,23 @@ class BudgetController:
 
     # -- the reward engine ---------------------------------------------------
 
+    def no_load_report(self) -> None:
+        """The policy engine gives no load report (none offered, or it failed): stop
+        waiting for one."""
+        self.awaiting_load_report = False
+
     def tick(self, now: float) -> None:
         """Tell the budget the time (grants read the reward meter as of then)."""
         self._now = max(self._now, now)
 
     def reward_started(self, now: float) -> None:
         """A primary scoring request was sent to the reward engine."""
-        self._now = max(self._now, now)
+        self.tick(now)
         self.reward_meter.change(+1, now)
 
     def reward_finished(self, now: float) -> None:
         """A primary scoring request ended."""
-        self._now = max(self._now, now)
+        self.tick(now)
         self.reward_meter.change(-1, now)
 
     def observe_reward_load(self, waiting: int) -> None:
@@ -338,7 +343,7 @@ class BudgetController:
         `reward_busy_limit`) and nothing waits in its queue. Without load awareness
         (the reference budget) it is always allowed.
         """
-        self._now = max(self._now, now)
+        self.tick(now)
         if not self.load_aware:
             return True
         return self.reward_waiting == 0 and self.reward_meter.busy(now) < self.reward_busy_limit

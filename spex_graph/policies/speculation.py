@@ -452,7 +452,7 @@ class Speculator:
                 if policy_load is not None:
                     load = await policy_load.load()
                     if load is None:
-                        budget.awaiting_load_report = False  # none to wait for
+                        budget.no_load_report()
                     else:
                         budget.observe_load(
                             load.running,
@@ -461,7 +461,7 @@ class Speculator:
                             policy.capabilities.max_concurrency,
                         )
             except Exception:  # a load report is advice; never fail a query over it
-                budget.awaiting_load_report = False
+                budget.no_load_report()
                 return
 
         task = asyncio.ensure_future(poll())
