@@ -36,6 +36,12 @@ class BackendCapabilities:
             step, as a fraction of a one-sequence step: 0 = batching is free (a GPU
             serving engine), 1 = sequences run one after another. None = unknown.
             `SpexConfig.auto` speculates only where this is nearly 0.
+        free_batch: the decode batch (running sequences) up to which one more
+            sequence costs a step little more than its KV read (the memory-bound side
+            of the roofline); beyond it every sequence adds compute to every step, so
+            the budget keeps speculation below it. Token-level speculative decoding
+            verifies several draft tokens per sequence per step and moves it down a
+            lot (modern 8B on an H100: 640 plain, 26 with EAGLE-3). None = unknown.
         can_promote: the backend has `promote(request_id, priority)` (`Promotable`),
             which raises a request still queued (client-side or on the engine).
         reports_load: the backend has `load()` (`LoadReporting`), an `EngineLoad`
@@ -48,6 +54,7 @@ class BackendCapabilities:
     shares_prefix_cache: bool = False
     max_concurrency: int = 1
     batch_cost: float | None = None
+    free_batch: int | None = None
     can_promote: bool = False
     reports_load: bool = False
 

@@ -105,6 +105,22 @@ class BudgetController:
             matrix (REBASE w16, both presets, concurrency 1-64): of (0.3, 0.6),
             (0.4, 0.7) and (0.5, 0.9), the last gained most at concurrency 4 and 16
             and was within 0.01x of the best at 1 and 64.
+        free_batch: the policy engine's `BackendCapabilities.free_batch` (None =
+            unknown): speculative sequences are kept within the room between the
+            primaries running and it.
+        batch_cost: the policy engine's `BackendCapabilities.batch_cost` (None =
+            unknown): what one more sequence adds to a decode step.
+        slowdown_limit: while other queries share the engine, speculative sequences
+            may lengthen their decode steps by at most this fraction (from
+            `batch_cost`). Speculation a query runs at the end of a wave slows the
+            queries still running beside it; without this cap the slowest 10% of a
+            64-query wave of the artifact preset finished later than in the baseline
+            (REBASE p90 77.90 s vs 77.88 s, MCTS 139.86 s vs 139.03 s). Of 0.1, 0.3
+            and 0.5 on those cells and the concurrency-4 ones, 0.5 kept every p90
+            and lost least at concurrency 4 (MCTS 1.59x where no cap gives 1.66x,
+            0.1 gives 1.24x).
+        batch_room: speculative sequences that fit under `free_batch` and the slowdown
+            limit, from the latest load report (inf while unknown).
     """
 
     factor: float = 1.5
@@ -118,6 +134,10 @@ class BudgetController:
     awaiting_load_report: bool = False
     reward_busy_full: float = 0.5
     reward_busy_zero: float = 0.9
+    free_batch: int | None = None
+    batch_cost: float | None = None
+    slowdown_limit: float = 0.5
+    batch_room: float = math.inf
     _queries: dict[str, _QueryShare] = field(default_factory=dict)
     _best_latency: float = math.inf
     _now: float = 0.0  # the latest clock reading the budget was given
@@ -157,7 +177,9 @@ class BudgetController:
         if self.load_aware and self.awaiting_load_report:
             return 0.0
         widths = sum(q.width for q in self._queries.values())
-        return self.factor * widths * self.tokens_per_request * self.load_scale * self.reward_scale
+        by_load = self.factor * widths * self.tokens_per_request * self.load_scale
+        by_room = self.primary_tokens + self.batch_room * self.tokens_per_request
+        return min(by_load * self.reward_scale, by_room)
 
     @property
     def reward_scale(self) -> float:
@@ -359,10 +381,17 @@ class BudgetController:
         Anything queued, or a KV pool over 80% reserved (stock SGLang pre-empts for
         priority only when the batch is full by count, never for KV), leaves no room
         for speculation: M drops to 0. Between 60% and 80% KV it shrinks linearly;
-        while the engine idles it may grow to 2x.
+        while the engine idles it may grow to 2x. Where the engine's `free_batch` is
+        known, speculation also keeps to the sequences that fit between the running
+        primaries and it: past that knee a decode step is compute-bound, so every
+        speculative token takes the place of a primary one.
         """
         if not self.load_aware:
             return
+        # `running` counts speculative requests too; live claims are (an upper bound
+        # on) those
+        primaries = max(0, running - len(self._live))
+        self.batch_room = self.room_for_speculation(primaries)
         usage = kv_usage or 0.0
         target = 1.0
         if waiting > 0 or usage >= 0.8:
@@ -381,6 +410,21 @@ class BudgetController:
             self.load_scale = 0.5 * (self.load_scale + target)
         self.load_scale = min(2.0, max(0.0, self.load_scale))
         self.revoke_excess()
+
+    def room_for_speculation(self, primaries: int) -> float:
+        """Speculative sequences the policy engine takes beside `primaries` running
+        sequences: below its `free_batch`, and, while other queries share it, within
+        `slowdown_limit` of their decode step time (inf where neither is known)."""
+        room = math.inf
+        if self.free_batch is not None:
+            room = max(0.0, float(self.free_batch - primaries))
+        cost = self.batch_cost
+        if cost is not None and cost > 0 and len(self._queries) > 1:
+            # a step of b sequences takes (1 + cost (b - 1)) one-sequence steps, and
+            # each extra sequence adds `cost` of one
+            step = 1.0 + cost * max(0, primaries - 1)
+            room = min(room, self.slowdown_limit * step / cost)
+        return room
 
     def observe_latency(self, seconds_per_token: float) -> None:
         """Shrink M when per-token latency rises well above the best seen."""

@@ -28,6 +28,7 @@ from spex_graph.backends.load import EngineLoad
 from spex_graph.errors import BackendUnavailableError
 from spex_graph.sim.engine import SimEngine
 from spex_graph.sim.profiles import GpuProfile
+from spex_graph.sim.spec_decoding import SpecDecoding
 from spex_graph.sim.workload import (
     SimStep,
     parse_problem_id,
@@ -121,6 +122,7 @@ class SimBackend:
             shares_prefix_cache=self.engine.prefix_cache,
             max_concurrency=self.engine.profile.max_running_requests,
             batch_cost=batch_cost(self.engine.profile),
+            free_batch=free_batch(self.engine.profile, self.engine.spec_decoding),
             can_promote=True,
             reports_load=True,
         )
@@ -270,6 +272,24 @@ def engine_load(engine: SimEngine) -> EngineLoad:
             "max_running_requests": engine.profile.max_running_requests,
         },
     )
+
+
+def free_batch(
+    profile: GpuProfile, spec_decoding: SpecDecoding | None = None, context: float = 1024.0
+) -> int:
+    """The decode batch at which a step on `profile` turns compute-bound
+    (`BackendCapabilities.free_batch`): the knee of its roofline, where the compute for
+    the batch's tokens (`draft_tokens` per sequence with speculative decoding) meets
+    the time to read the weights and every sequence's `context` tokens of KV."""
+    per_sequence = spec_decoding.draft_tokens if spec_decoding is not None else 1
+    low, high = 1, profile.max_running_requests
+    while low < high:  # compute grows faster than memory in b: bisect the crossing
+        mid = (low + high) // 2
+        if profile.compute_time(mid * per_sequence) < profile.memory_time(mid * context):
+            low = mid + 1
+        else:
+            high = mid
+    return low
 
 
 def batch_cost(profile: GpuProfile, context: float = 1024.0) -> float:

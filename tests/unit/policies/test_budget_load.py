@@ -153,3 +153,28 @@ def test_the_library_default_is_auto() -> None:
     assert ctx.spex == SpexConfig.baseline() and ctx.dispatcher.budget is None
     sim, _ = sim_context("rebase", width=4)
     assert sim.spex.speculation and sim.dispatcher.budget is not None
+
+
+def test_speculation_keeps_below_the_engines_free_batch() -> None:
+    budget = BudgetController(tokens_per_request=10.0, fair=False, free_batch=20)
+    budget.register("a", 16)
+    budget.observe_load(running=16, waiting=0, kv_usage=0.1, max_running=4096)
+    assert budget.batch_room == 4.0  # 20 - 16 primaries: 4 speculative sequences
+    assert len(budget.try_grant("a", 10)) == 4
+    # the 4 granted now run: the engine counts 20, of which 16 are primaries
+    budget.observe_load(running=20, waiting=0, kv_usage=0.1, max_running=4096)
+    assert budget.batch_room == 4.0
+    budget.observe_load(running=28, waiting=0, kv_usage=0.1, max_running=4096)
+    assert budget.batch_room == 0.0 and budget.free() == 0.0  # 24 primaries: past the knee
+
+
+def test_speculation_may_slow_other_queries_steps_by_at_most_the_limit() -> None:
+    budget = BudgetController(tokens_per_request=10.0, fair=False, batch_cost=0.02)
+    budget.register("a", 16)
+    budget.observe_load(running=11, waiting=0, kv_usage=0.1, max_running=4096)
+    assert budget.batch_room == float("inf")  # alone on the engine: no one to slow down
+    budget.register("b", 16)
+    budget.observe_load(running=11, waiting=0, kv_usage=0.1, max_running=4096)
+    # 11 sequences take 1.2 one-sequence steps; 30 more (x 0.02) add half of that
+    assert budget.batch_room == pytest.approx(30.0)
+    assert budget.room_for_speculation(11) == pytest.approx(30.0)
