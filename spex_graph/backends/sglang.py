@@ -161,6 +161,17 @@ def sglang_output_completion(
     return completion, raw
 
 
+SD_VERIFY_KNEE_TOKENS = 200
+"""Tokens per step from which a decode step of a dense model is compute-bound: the
+GPU's roofline ridge, 2 FLOPs per weight per token against 2 bytes per weight read
+(BF16), so FLOP/s over bytes/s: H100 SXM 989.5 TFLOP/s / 3.35 TB/s = 295, H200
+989.5 / 4.8 = 206 (shared/SGLANG.md section 9, from datacrunch.io's H200 benchmark
+post), rounded down to the smaller. With speculative decoding every sequence verifies
+its draft tokens each step, so the knee in sequences is this over
+`--speculative-num-draft-tokens` (the simulator's modern 8B preset: 26 on an H100, 18
+on an H200, KV reads included)."""
+
+
 class SGLangBackend:
     """Backend for an SGLang server (`python -m sglang.launch_server`), native API.
 
@@ -179,6 +190,10 @@ class SGLangBackend:
         abort_grace: seconds after `cancel` before the abort is re-sent and the
             local connection dropped (an abort that overtakes its request is lost).
         api_key: the server's `--api-key`, if any.
+        free_batch: the decode batch from which the server's steps are compute-bound
+            (`BackendCapabilities.free_batch`); None = from `/server_info`: a server
+            with speculative decoding on gets `SD_VERIFY_KNEE_TOKENS` divided by its
+            `--speculative-num-draft-tokens`, a plain one is left unknown.
         name: backend name in traces.
     """
 
@@ -197,6 +212,7 @@ class SGLangBackend:
         send_priority: bool = True,
         abort_grace: float = 1.0,
         api_key: str | None = None,
+        free_batch: int | None = None,
         name: str = "sglang",
     ) -> None:
         if api_version not in ("auto", "new", "old"):
@@ -225,9 +241,11 @@ class SGLangBackend:
             shares_prefix_cache=True,
             max_concurrency=max_concurrency,
             batch_cost=GPU_BATCH_COST,
+            free_batch=free_batch,
             can_promote=True,
             reports_load=True,
         )
+        self._free_batch_given = free_batch is not None
         self._max_concurrency = max_concurrency
         self._slots: PriorityGate | None = None
         self._probe_lock: asyncio.Lock | None = None
@@ -386,6 +404,12 @@ class SGLangBackend:
             return  # e.g. behind a router: keep the configured defaults
         version = info.get("version")
         self.server_version = str(version) if version is not None else None
+        if not self._free_batch_given and info.get("speculative_algorithm"):
+            drafts = info.get("speculative_num_draft_tokens")
+            per_sequence = drafts if isinstance(drafts, int) and drafts > 0 else 8
+            self.capabilities = dataclasses.replace(
+                self.capabilities, free_batch=max(1, SD_VERIFY_KNEE_TOKENS // per_sequence)
+            )
         deterministic = info.get("enable_deterministic_inference")
         if deterministic is None:
             if self.api_version == "auto":

@@ -373,7 +373,12 @@ class BudgetController:
     # -- load --------------------------------------------------------------
 
     def observe_load(
-        self, running: int, waiting: int, kv_usage: float | None, max_running: int
+        self,
+        running: int,
+        waiting: int,
+        kv_usage: float | None,
+        max_running: int,
+        free_batch: int | None = None,
     ) -> None:
         """Adapt the load scale to the policy engine's load report, then revoke
         speculation beyond the new capacity.
@@ -388,6 +393,8 @@ class BudgetController:
         """
         if not self.load_aware:
             return
+        if free_batch is not None:  # e.g. learnt from the server's info after the start
+            self.free_batch = free_batch
         # `running` counts speculative requests too; live claims are (an upper bound
         # on) those
         primaries = max(0, running - len(self._live))

@@ -459,6 +459,7 @@ class Speculator:
                             load.waiting,
                             load.token_usage,
                             policy.capabilities.max_concurrency,
+                            policy.capabilities.free_batch,
                         )
             except Exception:  # a load report is advice; never fail a query over it
                 budget.no_load_report()

@@ -98,8 +98,10 @@ class FakeSGLangServer(FakeServer):
         accept_delay: float = 0.0,
         priority_scheduling: bool = False,
         abort_on_priority: bool = False,
+        server_args: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        self.server_args = dict(server_args or {})
         self.accept_delay = accept_delay
         self.priority_scheduling = priority_scheduling
         self.abort_on_priority = abort_on_priority
@@ -144,6 +146,7 @@ class FakeSGLangServer(FakeServer):
         }
         if self.version == "new":
             info["enable_deterministic_inference"] = self.deterministic
+        info.update(self.server_args)
         h.send_json(200, info)
 
     def _counts(self) -> tuple[int, int]:

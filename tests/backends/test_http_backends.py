@@ -17,7 +17,7 @@ from spex_graph.backends._common import completion_top_logprobs, make_request
 from spex_graph.backends.base import Backend, GenerationRequest
 from spex_graph.backends.load import EngineLoad
 from spex_graph.backends.openai_compat import OpenAICompatBackend
-from spex_graph.backends.sglang import SGLangBackend
+from spex_graph.backends.sglang import SD_VERIFY_KNEE_TOKENS, SGLangBackend
 from spex_graph.errors import (
     BackendRequestError,
     BackendUnavailableError,
@@ -141,6 +141,22 @@ async def test_sglang_without_deterministic_inference_is_unseeded(sglang: Any) -
     await b.health()
     assert not b.capabilities.seeded
     await b.aclose()
+
+
+async def test_sglang_with_speculative_decoding_reports_its_compute_knee(sglang: Any) -> None:
+    plain = SGLangBackend(sglang().url)
+    await plain.health()
+    assert plain.capabilities.free_batch is None  # unknown: no knee rule
+    srv = sglang(server_args={"speculative_algorithm": "EAGLE3", "speculative_num_draft_tokens": 8})
+    b = SGLangBackend(srv.url)
+    assert b.capabilities.free_batch is None
+    await b.health()
+    assert b.capabilities.free_batch == SD_VERIFY_KNEE_TOKENS // 8
+    given = SGLangBackend(srv.url, free_batch=40)
+    await given.health()
+    assert given.capabilities.free_batch == 40  # the user's figure wins
+    for backend in (plain, b, given):
+        await backend.aclose()
 
 
 async def test_sglang_parses_finish_reasons_and_top_logprobs(sglang: Any) -> None:

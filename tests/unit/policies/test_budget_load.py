@@ -166,6 +166,9 @@ def test_speculation_keeps_below_the_engines_free_batch() -> None:
     assert budget.batch_room == 4.0
     budget.observe_load(running=28, waiting=0, kv_usage=0.1, max_running=4096)
     assert budget.batch_room == 0.0 and budget.free() == 0.0  # 24 primaries: past the knee
+    # a knee learnt after the start (SGLang's /server_info) arrives with a load report
+    budget.observe_load(running=28, waiting=0, kv_usage=0.1, max_running=4096, free_batch=32)
+    assert budget.free_batch == 32 and budget.batch_room == 8.0
 
 
 def test_speculation_may_slow_other_queries_steps_by_at_most_the_limit() -> None:
