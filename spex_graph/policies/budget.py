@@ -144,6 +144,7 @@ class BudgetController:
     reward_meter: BusyMeter = field(default_factory=BusyMeter)
     reward_waiting: int = 0
     reward_queue: float = 0.0
+    reward_kv: float = 0.0
     revoked: int = 0
     _live: dict[Claim, None] = field(default_factory=dict)  # insertion order: deterministic
 
@@ -184,10 +185,12 @@ class BudgetController:
     @property
     def reward_scale(self) -> float:
         """Multiplier on M from the reward engine: 1 while primary scoring keeps it busy
-        at most `reward_busy_full` of the time, 0 from `reward_busy_zero` on or once
+        at most `reward_busy_full` of the time, 0 from `reward_busy_zero` on, once
         its reported queue holds a whole layer of every active query's scoring
-        requests. A busy reward engine is the bottleneck: speculation cannot shorten
-        the wait there, and its extra work only lengthens it."""
+        requests, or once its KV pool is 80% reserved (shrinking from 60%, as for the
+        policy engine; this also sees other clients' work on a shared reward server).
+        A busy reward engine is the bottleneck: speculation cannot shorten the wait
+        there, and its extra work only lengthens it."""
         if not self.load_aware:
             return 1.0
         meter = self.reward_meter
@@ -197,7 +200,8 @@ class BudgetController:
         by_busy = 1.0 - (busy - self.reward_busy_full) / span
         widths = sum(q.width for q in self._queries.values())
         by_queue = 1.0 - self.reward_queue / max(1.0, float(widths))
-        return max(0.0, min(1.0, by_busy, by_queue))
+        by_kv = (0.8 - self.reward_kv) / 0.2
+        return max(0.0, min(1.0, by_busy, by_queue, by_kv))
 
     def free(self) -> float:
         """Tokens a new speculative grant may use now (never negative)."""
@@ -340,8 +344,9 @@ class BudgetController:
         self.tick(now)
         self.reward_meter.change(-1, now)
 
-    def observe_reward_load(self, waiting: int) -> None:
-        """The reward engine's queue length from its load report.
+    def observe_reward_load(self, waiting: int, kv_usage: float | None = None) -> None:
+        """The reward engine's queue length and KV use (0..1, None = unknown) from its
+        load report.
 
         A long queue on the reward engine means scoring is the bottleneck: every query
         waits there, speculation cannot shorten that wait, and its side effects
@@ -350,6 +355,8 @@ class BudgetController:
         speculation beyond it is revoked.
         """
         self.reward_waiting = max(0, waiting)
+        if kv_usage is not None:
+            self.reward_kv = min(1.0, max(0.0, kv_usage))
         if not self.load_aware:
             return
         # peak-hold with decay: a queue that empties for one report has not gone away
@@ -362,13 +369,17 @@ class BudgetController:
         A reward model's pass is a prefill: compute-bound, one iteration, nothing to
         batch for free and nothing SGLang pre-empts. So speculative scoring runs only
         while primary scoring leaves the reward engine mostly idle (busy fraction below
-        `reward_busy_limit`) and nothing waits in its queue. Without load awareness
-        (the reference budget) it is always allowed.
+        `reward_busy_limit`), nothing waits in its queue and its KV pool is under 60%
+        reserved. Without load awareness (the reference budget) it is always allowed.
         """
         self.tick(now)
         if not self.load_aware:
             return True
-        return self.reward_waiting == 0 and self.reward_meter.busy(now) < self.reward_busy_limit
+        return (
+            self.reward_waiting == 0
+            and self.reward_kv < 0.6
+            and self.reward_meter.busy(now) < self.reward_busy_limit
+        )
 
     # -- load --------------------------------------------------------------
 

@@ -448,7 +448,7 @@ class Speculator:
                 if reward_load is not None:
                     load = await reward_load.load()
                     if load is not None:
-                        budget.observe_reward_load(load.waiting)
+                        budget.observe_reward_load(load.waiting, load.token_usage)
                 if policy_load is not None:
                     load = await policy_load.load()
                     if load is None:

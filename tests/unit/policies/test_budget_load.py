@@ -181,3 +181,19 @@ def test_speculation_may_slow_other_queries_steps_by_at_most_the_limit() -> None
     # 11 sequences take 1.2 one-sequence steps; 30 more (x 0.02) add half of that
     assert budget.batch_room == pytest.approx(30.0)
     assert budget.room_for_speculation(11) == pytest.approx(30.0)
+
+
+def test_a_full_reward_kv_pool_stops_speculation_and_speculative_scoring() -> None:
+    budget = _budget()
+    budget.reward_started(0.0)
+    budget.reward_finished(0.1)
+    budget.tick(10.0)  # then an idle reward engine, as far as this client sees
+    budget.observe_reward_load(waiting=0, kv_usage=0.5)
+    assert budget.reward_scale == 1.0 and budget.allow_speculative_score(10.0)
+    budget.observe_reward_load(waiting=0, kv_usage=0.7)  # shrinking from 60%
+    assert budget.reward_scale == pytest.approx(0.5)
+    assert not budget.allow_speculative_score(10.0)
+    budget.observe_reward_load(waiting=0, kv_usage=0.85)
+    assert budget.reward_scale == 0.0 and budget.capacity == 0.0
+    budget.observe_reward_load(waiting=0)  # a report without KV figures keeps the last
+    assert budget.reward_kv == pytest.approx(0.85)
