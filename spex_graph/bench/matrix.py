@@ -77,6 +77,12 @@ class MatrixCell:
     concurrency: int
 
 
+def cell_queries(cell: MatrixCell, queries: int) -> int:
+    """Queries a cell runs: `queries`, and at least one full wave (its concurrency),
+    so that a concurrency-64 cell has 64 queries in flight."""
+    return max(queries, cell.concurrency)
+
+
 def run_cell(cell: MatrixCell, queries: int, spec_decoding: bool = True) -> dict[str, Any]:
     """The bench report of one cell."""
     settings = ALGORITHM_SETTINGS.get(cell.algorithm, {})
@@ -84,7 +90,7 @@ def run_cell(cell: MatrixCell, queries: int, spec_decoding: bool = True) -> dict
         algorithm=cell.algorithm,
         width=int(settings.get("width", 8)),
         algorithm_options=dict(settings.get("algorithm_options", {})),
-        queries=queries,
+        queries=cell_queries(cell, queries),
         concurrency=cell.concurrency,
         modes="baseline,spex,oracle",
         preset=cell.preset,
@@ -105,7 +111,7 @@ def run_matrix(
         r = report["results"]
         row = {
             **vars(cell),
-            "queries": queries,
+            "queries": cell_queries(cell, queries),
             "baseline_mean_s": r["baseline"]["latency_mean_s"],
             "spex_speedup": r["spex"]["speedup"],
             "oracle_speedup": r["oracle"]["speedup"],
@@ -178,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m spex_graph.bench.matrix")
     parser.add_argument("--out", default="runs/matrix")
     add_axis_arguments(parser, gpus="h100", algorithms="rebase,ets,beam,bestfirst,mcts")
-    parser.add_argument("--queries", type=int, default=32)
+    parser.add_argument(
+        "--queries", type=int, default=32, help="queries per cell (at least its concurrency)"
+    )
     parser.add_argument("--no-spec-decoding", action="store_true")
     args = parser.parse_args(argv)
     rows = run_matrix(axis_cells(args), args.queries, spec_decoding=not args.no_spec_decoding)

@@ -25,3 +25,10 @@ def test_a_slower_spex_is_marked_in_the_table() -> None:
            "spex_of_oracle": 0.5, "spex_waste": 0.4, "sd_speedup": None,
            "spex_sd_speedup": None}  # fmt: skip
     assert "**0.50x slower**" in markdown([row])
+
+
+def test_a_cell_runs_at_least_one_full_wave() -> None:
+    from spex_graph.bench.matrix import MatrixCell, cell_queries
+
+    assert cell_queries(MatrixCell("modern", "h100", "beam", 64), 16) == 64
+    assert cell_queries(MatrixCell("modern", "h100", "beam", 1), 16) == 16
