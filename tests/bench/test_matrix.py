@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from spex_graph.bench.matrix import main, markdown
+from spex_graph.bench.matrix import MatrixCell, cell_queries, main, markdown
 
 
 def test_one_cell_writes_json_and_a_markdown_row(tmp_path: Path) -> None:
@@ -28,7 +28,5 @@ def test_a_slower_spex_is_marked_in_the_table() -> None:
 
 
 def test_a_cell_runs_at_least_one_full_wave() -> None:
-    from spex_graph.bench.matrix import MatrixCell, cell_queries
-
     assert cell_queries(MatrixCell("modern", "h100", "beam", 64), 16) == 64
     assert cell_queries(MatrixCell("modern", "h100", "beam", 1), 16) == 16
