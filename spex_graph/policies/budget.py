@@ -13,6 +13,10 @@ The reward scale shrinks it while primary scoring keeps the reward engine busy:
 there the reward engine is the bottleneck and speculation cannot shorten the
 wait. Where the engines have idle capacity, speculation hides the reward
 barrier; where they have none, M is 0 and the search runs as the baseline does.
+Two caps bound the speculative sequences further: the room below the policy
+engine's compute knee (`free_batch`: past it every speculative token displaces a
+primary one), and, while other queries share the engine, what lengthens their decode
+steps by at most `slowdown_limit` (from `batch_cost`).
 With `fair` on, each query may hold at most its share of the speculative pool,
 weighted by how useful its speculation has been and how unsettled its answer
 is, so easy or mispredicting queries yield capacity to the others.
