@@ -14,6 +14,9 @@ from pathlib import Path
 
 from backends.fake_sglang_server import FakeSGLangServer
 
+from spex_graph.bench.report import build_report, format_table
+from spex_graph.bench.runner import BenchSpec, ModeRun
+
 SPEX = Path(sys.executable).with_name("spex")
 
 
@@ -47,3 +50,25 @@ def test_sglang_bench_reports_aborted_tokens_and_accounts_for_every_token(
     assert spex["same_answers_as_baseline"] == 1.0
     assert spex["tokens_speculative_wasted"] == spex["engine_tokens"] - base["engine_tokens"]
     assert "does not report the tokens of requests aborted" not in done.stdout
+
+
+def _run(mode: str, aborted: int | None) -> ModeRun:
+    result = {
+        "query_id": "q0",
+        "answer": "5",
+        "latency_s": 1.0,
+        "tokens_primary": 100,
+        "tokens_speculative_used": 20,
+        "tokens_speculative_wasted": 30,
+    }
+    return ModeRun(mode, [result], {}, {}, 0.0, 1.0, aborted_tokens=aborted)
+
+
+def test_aborted_tokens_are_waste_and_an_uncounting_backend_says_so() -> None:
+    spec = BenchSpec(backend="openai", queries=1, modes="baseline,spex")
+    counted = build_report(spec, [_run("baseline", 0), _run("spex", 50)])["results"]["spex"]
+    assert counted["tokens_aborted"] == 50 and counted["tokens_speculative_wasted"] == 80
+    report = build_report(spec, [_run("baseline", None), _run("spex", None)])
+    assert report["results"]["spex"]["tokens_aborted"] is None
+    assert report["results"]["spex"]["tokens_speculative_wasted"] == 30
+    assert "waste is a lower bound: backend openai does not report" in format_table(report)
