@@ -46,6 +46,8 @@ class BackendCapabilities:
             which raises a request still queued (client-side or on the engine).
         reports_load: the backend has `load()` (`LoadReporting`), an `EngineLoad`
             snapshot of the engine's queue, running requests and KV use.
+        counts_aborted_tokens: the backend has `aborted_tokens()` (`AbortAccounting`),
+            the tokens its engine generated for requests whose results it dropped.
     """
 
     can_abort: bool = False
@@ -57,6 +59,7 @@ class BackendCapabilities:
     free_batch: int | None = None
     can_promote: bool = False
     reports_load: bool = False
+    counts_aborted_tokens: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,4 +185,20 @@ class LoadReporting(Protocol):
 
     async def load(self) -> EngineLoad | None:
         """The engine's load now, or None when the engine does not say."""
+        ...
+
+
+@runtime_checkable
+class AbortAccounting(Protocol):
+    """A backend that counts the tokens its engine generated for nothing
+    (`capabilities.counts_aborted_tokens`).
+
+    Those are the tokens of requests whose results `generate` never returned:
+    cancelled, aborted on the engine, or dropped because a sibling continuation
+    failed. Benchmarks add them to the waste (`spex bench`: `tokens_aborted`).
+    """
+
+    async def aborted_tokens(self) -> int:
+        """Such tokens since the backend was created, once the aborts still on their
+        way have answered (waits at most a few seconds)."""
         ...

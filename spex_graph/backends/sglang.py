@@ -16,6 +16,10 @@ Facts this client relies on (SGLang 0.5.2 "old" and 0.5.23 "new"):
   200 answer whose `finish_reason.type` is `"abort"`. An abort that arrives
   before its request is dropped, so `cancel` re-sends it after `abort_grace`
   seconds and then also drops the local connection.
+- The abort answer's `meta_info.completion_tokens` is what the engine generated
+  before it stopped: each `/generate` exchange outlives a cancelled caller (up to
+  `abort_grace`) to read it, and `aborted_tokens()` sums it over every request
+  whose results were dropped (cancelled, aborted, or a sibling failed).
 - Load comes from `/v1/loads` (new) or `/get_load` (old).
 """
 
@@ -25,6 +29,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import Coroutine
 from typing import Any, Literal
@@ -231,7 +236,8 @@ class SGLangBackend:
             start_hint=SGLANG_START_HINT,
             timeout=timeout,
             connect_timeout=connect_timeout,
-            max_connections=max_concurrency + 8,
+            # a cancelled request keeps its connection until the engine's abort answer
+            max_connections=2 * max_concurrency + 8,
             headers={"Authorization": f"Bearer {api_key}"} if api_key else None,
         )
         self.capabilities = BackendCapabilities(
@@ -244,6 +250,7 @@ class SGLangBackend:
             free_batch=free_batch,
             can_promote=True,
             reports_load=True,
+            counts_aborted_tokens=True,
         )
         self._free_batch_given = free_batch is not None
         self._max_concurrency = max_concurrency
@@ -255,6 +262,10 @@ class SGLangBackend:
         self._background: set[asyncio.Task[Any]] = set()
         # finished calls whose children may still run on the engine (abort on close)
         self._recent: collections.deque[Inflight] = collections.deque(maxlen=256)
+        # `/generate` exchanges by engine rid; each outlives a cancelled caller until
+        # the engine answers (normally with its abort), so its tokens can be counted
+        self._exchanges: dict[str, tuple[asyncio.Task[dict[str, Any]], DroppedTokens]] = {}
+        self._aborted_tokens = 0
 
     @property
     def base_url(self) -> str:
@@ -269,21 +280,27 @@ class SGLangBackend:
         if request.n == 0:
             return []
         state = begin_request(self._inflight, request, f"SGLang at {self.base_url}")
+        tally = DroppedTokens()
         try:
             await self._ensure_probed()
             if state.cancelled:
                 raise self._cancelled(request.request_id)
             coros: list[Coroutine[Any, Any, Completion]] = [
-                self._one(request, i, state) for i in range(request.n)
+                self._one(request, i, state, tally) for i in range(request.n)
             ]
-            return await run_children(
+            completions = await run_children(
                 state,
                 coros,
                 on_abandon=self._abandon,
                 cancelled_error=lambda: self._cancelled(request.request_id),
             )
+            tally.delivered = True
+            return completions
         finally:
             self._inflight.pop(request.request_id, None)
+            if not tally.delivered:
+                tally.dropped = True
+                self._aborted_tokens += tally.total()
             if state.unanswered():
                 self._recent.append(state)
 
@@ -292,21 +309,49 @@ class SGLangBackend:
             f"request {request_id} was cancelled (aborted on SGLang at {self.base_url})"
         )
 
-    async def _one(self, request: GenerationRequest, i: int, state: Inflight) -> Completion:
+    async def _one(
+        self, request: GenerationRequest, i: int, state: Inflight, tally: DroppedTokens
+    ) -> Completion:
         rid = state.rids[i]
         async with self._slots_sem().slot(request.priority, request.request_id):
             if state.cancelled:
                 raise self._cancelled(request.request_id)
             state.sent.add(rid)
+            body = self._body(request, i, rid)
+            exchange = asyncio.create_task(self._exchange(body, rid, state, tally))
+            exchange.add_done_callback(_retrieve)
+            self._exchanges[rid] = (exchange, tally)
+            exchange.add_done_callback(functools.partial(self._forget_exchange, rid))
             try:
-                data = await self._post_generate(self._body(request, i, rid))
+                # shielded: a cancelled caller leaves the exchange to collect the abort answer
+                data = await asyncio.shield(exchange)
             except SpexError as exc:
-                state.answered.add(rid)
                 if state.cancelled:
                     raise self._cancelled(request.request_id) from exc
                 raise
-            state.answered.add(rid)
         return self._completion(data, request, rid, state)
+
+    def _forget_exchange(self, rid: str, task: asyncio.Task[dict[str, Any]]) -> None:
+        entry = self._exchanges.get(rid)
+        if entry is not None and entry[0] is task:
+            del self._exchanges[rid]
+
+    async def _exchange(
+        self, body: dict[str, Any], rid: str, state: Inflight, tally: DroppedTokens
+    ) -> dict[str, Any]:
+        """One `/generate` call; counts its tokens toward the request's tally."""
+        try:
+            data = await self._post_generate(body)
+        finally:
+            state.answered.add(rid)
+        raw_meta = data.get("meta_info")
+        tokens = raw_meta.get("completion_tokens") if isinstance(raw_meta, dict) else None
+        count = int(tokens) if isinstance(tokens, int | float) and tokens > 0 else 0
+        if tally.dropped:  # the caller has gone: these tokens were generated for nothing
+            self._aborted_tokens += count
+        else:
+            tally.tokens[rid] = count
+        return data
 
     def _slots_sem(self) -> PriorityGate:
         if self._slots is None:
@@ -465,6 +510,10 @@ class SGLangBackend:
         for task in state.tasks:
             if not task.done():
                 task.cancel()
+        for rid in state.rids:  # the engine never answered: its tokens stay uncounted
+            entry = self._exchanges.get(rid)
+            if entry is not None:
+                entry[0].cancel()
 
     def _abandon(self, state: Inflight) -> None:
         for task in state.tasks:
@@ -521,6 +570,15 @@ class SGLangBackend:
         """Current load from `/v1/loads` (new) or `/get_load` (old); None if neither exists."""
         return await self._load.read()
 
+    async def aborted_tokens(self) -> int:
+        """Tokens SGLang generated for requests whose results were dropped (cancelled,
+        aborted, or a sibling failed), from each answer's `meta_info.completion_tokens`;
+        waits up to `abort_grace` (+1 s) for abort answers still on their way."""
+        pending = [task for task, tally in self._exchanges.values() if tally.dropped]
+        if pending:
+            await asyncio.wait(pending, timeout=max(0.0, self.abort_grace) + 1.0)
+        return self._aborted_tokens
+
     async def aclose(self) -> None:
         """Abort what the engine still runs for this client, then close; idempotent."""
         if self._http.closed:
@@ -534,8 +592,36 @@ class SGLangBackend:
         for state in states:
             for task in state.tasks:
                 task.cancel()
+        for exchange, _ in list(self._exchanges.values()):
+            exchange.cancel()
         for task in list(self._background):
             task.cancel()
         if self._background:
             await asyncio.wait(set(self._background), timeout=1.0)
         await self._http.aclose()
+
+
+@dataclasses.dataclass
+class DroppedTokens:
+    """Completion tokens of one `generate` call's answered exchanges, by engine rid.
+
+    Attributes:
+        tokens: each answered child's `completion_tokens`.
+        delivered: `generate` returned the completions (the search got them).
+        dropped: `generate` ended without returning them; answers arriving later
+            count straight into the backend's aborted tokens.
+    """
+
+    tokens: dict[str, int] = dataclasses.field(default_factory=dict)
+    delivered: bool = False
+    dropped: bool = False
+
+    def total(self) -> int:
+        """Tokens of the children answered so far."""
+        return sum(self.tokens.values())
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark an exchange's error as seen (its caller may have gone)."""
+    if not task.cancelled():
+        task.exception()

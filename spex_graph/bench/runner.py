@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from spex_graph.backends.base import AbortAccounting, Backend
 from spex_graph.bench.archive import PackedSequence, packed_records, packed_trees
 from spex_graph.bench.modes import SD_SUFFIX, auto_choice, parse_modes, spex_config
 from spex_graph.context import SearchContext
@@ -95,8 +96,11 @@ class ModeRun:
         engine_log: per-request engine log for plots (sim only; kept packed).
         wall_s: real seconds the mode took on this machine.
         engine_tokens: output tokens the policy engine generated, aborted requests'
-            included (sim only; None on real backends).
-        aborted_tokens: of those, tokens of requests aborted before they finished.
+            included: the sim engine's own counter; on a real backend that counts
+            aborted tokens, the engine's per-request counts summed (None elsewhere).
+        aborted_tokens: of those, tokens of requests aborted before they finished, or
+            whose results were dropped (None: the backend cannot count them, see
+            `backends.base.AbortAccounting`).
         step_tokens: tokens of every generated node of the final trees.
         preset: the simulator preset (sim only).
     """
@@ -111,7 +115,7 @@ class ModeRun:
     engine_log: Sequence[Any] = field(default_factory=list)
     wall_s: float = 0.0
     engine_tokens: int | None = None
-    aborted_tokens: int = 0
+    aborted_tokens: int | None = 0
     preset: str | None = None
 
     @property
@@ -183,6 +187,13 @@ def chosen_paths(run: ModeRun) -> dict[str, frozenset[tuple[int, ...]]]:
         tree = SearchTree.model_validate(data)
         out[query_id] = frozenset(tree.path_key(n.id) for n in tree.nodes[1:])
     return out
+
+
+def abort_accounting(backend: Backend) -> AbortAccounting | None:
+    """The backend as an `AbortAccounting`, when it counts the tokens of aborted requests."""
+    if backend.capabilities.counts_aborted_tokens and isinstance(backend, AbortAccounting):
+        return backend
+    return None
 
 
 def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[ModeRun]:
@@ -276,6 +287,7 @@ def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[
 
     policy = make_backend(spec.backend, spec.backend_url, spec.model)
     run_on_shared_loop(policy.health())
+    counter = abort_accounting(policy)
     problems = get_task(spec.dataset).load(limit=spec.queries)
     try:
         for mode in modes:
@@ -289,7 +301,19 @@ def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[
                 algorithm_options=options,
                 spex=spex_config(mode, early_termination=spec.early_termination),
             )
-            runs.append(run_on_shared_loop(run_mode(mode, ctx, problems, spec.concurrency, chosen)))
+            before = run_on_shared_loop(counter.aborted_tokens()) if counter else 0
+            run = run_on_shared_loop(run_mode(mode, ctx, problems, spec.concurrency, chosen))
+            if counter is None:
+                run.aborted_tokens = None
+            else:
+                run.aborted_tokens = run_on_shared_loop(counter.aborted_tokens()) - before
+                run.engine_tokens = run.aborted_tokens + sum(
+                    r.completion_tokens
+                    for records in run.records.values()
+                    for r in records
+                    if r.kind == "policy"
+                )
+            runs.append(run)
             why = f" (SpexConfig.auto: {auto_choice(policy)})" if mode == "auto" else ""
             progress(f"  {mode}: {runs[-1].wall_s:.1f}s{why}")
             if mode == "baseline":

@@ -17,7 +17,8 @@
 - `POST /abort_request {"rid", "abort_all"}`: always 200; only an exact rid the
   server holds is accepted, and then every live rid starting with it is
   aborted; a queued request is popped at once, a running one finishes after one
-  more token; its client gets a 200 with `finish_reason.type == "abort"`.
+  more token; its client gets a 200 with `finish_reason.type == "abort"` and
+  `meta_info.completion_tokens` = the tokens it generated before it stopped.
 - `GET /health`, `/health_generate`; `/server_info` (new) and `/get_server_info`;
   `/v1/loads` (new) or `/get_load` (old); `POST /v1/score` (new: per-tag
   `score_extraction_token` rows; old: last position only); `POST /tokenize`
@@ -83,6 +84,8 @@ class FakeSGLangServer(FakeServer):
 
     Attributes:
         aborted: rids whose generation was aborted.
+        completion_tokens: tokens each rid generated, as its answer reports them
+            (also when the client has gone).
         abort_calls: bodies of every `/abort_request`.
         generate_bodies: bodies of every `/generate`.
         load_reports: running/waiting counters visible through the load endpoints.
@@ -115,6 +118,7 @@ class FakeSGLangServer(FakeServer):
         self.lock = threading.Condition()
         self.live: dict[str, _Req] = {}
         self.aborted: list[str] = []
+        self.completion_tokens: dict[str, int] = {}
         self.abort_calls: list[dict[str, Any]] = []
         self.generate_bodies: list[dict[str, Any]] = []
         self._recent_prompts: list[list[int]] = []
@@ -393,6 +397,7 @@ class FakeSGLangServer(FakeServer):
                 self.live.pop(rid, None)
                 if req.aborted:
                     self.aborted.append(rid)
+                self.completion_tokens[rid] = len(tokens)
                 self.lock.notify_all()
         if text is None:
             text = "".join(tokens)

@@ -237,23 +237,34 @@ class TestRealEngine:
         assert all(len(a) == 1 and a[0].completion_tokens > 0 for a in answers)
 
     async def test_cancel_in_flight(self, real: EmbeddedBackend) -> None:
+        aborted_before = await real.aborted_tokens()
         task = asyncio.ensure_future(real.generate(_long("long", 5)))
-        await asyncio.sleep(1.0)
-        assert not task.done()
-        start = time.monotonic()
-        await real.cancel("long")
-        with pytest.raises(RequestCancelledError):
-            await task
-        assert time.monotonic() - start < 3.0
         assert real.server is not None
-        async with httpx.AsyncClient() as client:  # the engine freed the slot, not just us
-            for _ in range(100):
-                slots = (await client.get(f"{real.server.base_url}/slots")).json()
+        slots_url = f"{real.server.base_url}/slots"
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):  # until the engine has decoded a few tokens
+                busy = [s for s in (await client.get(slots_url)).json() if s.get("is_processing")]
+                if busy and busy[0]["next_token"][0]["n_decoded"] >= 5:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("llama-server decoded nothing in 15 s")
+            assert not task.done()
+            start = time.monotonic()
+            await real.cancel("long")
+            with pytest.raises(RequestCancelledError):
+                await task
+            assert time.monotonic() - start < 3.0
+            for _ in range(100):  # the engine freed the slot, not just us
+                slots = (await client.get(slots_url)).json()
                 if not any(slot.get("is_processing") for slot in slots):
                     break
                 await asyncio.sleep(0.1)
             else:
                 pytest.fail("llama-server still processes the cancelled request")
+        # the streamed tokens_predicted of the dropped request count as aborted work (the
+        # engine had decoded >= 5 when it was cancelled; events may trail by a token)
+        assert 0 < await real.aborted_tokens() - aborted_before <= 2000
         [c] = await asyncio.wait_for(real.generate(_req("after", (6,), max_tokens=8)), 30)
         assert c.completion_tokens > 0
 

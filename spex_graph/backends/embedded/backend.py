@@ -9,6 +9,12 @@ through the slot prompt cache and the host-RAM prompt cache when it was
 evaluated before. Every call is decoded together with all other calls in
 flight (continuous batching over ``parallel`` slots). Cancelling closes the
 HTTP connection, which makes llama-server release the slots at once.
+
+Every streamed event carries ``tokens_predicted`` (tokens decoded so far), so a
+request whose results are dropped (cancelled, or a sibling call failed) still
+says what it cost: `aborted_tokens()` sums the last count each stream sent. A
+token or two decoded after that event, before llama-server notices the closed
+connection, is not seen: the count is a lower bound.
 """
 
 from __future__ import annotations
@@ -137,12 +143,14 @@ class EmbeddedBackend:
             shares_prefix_cache=True,
             max_concurrency=self.parallel,
             batch_cost=_batch_cost(self.model),
+            counts_aborted_tokens=True,
         )
         self._server: LlamaServer | None = None
         self._setup_lock: asyncio.Lock | None = None
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._flights: dict[str, _Flight] = {}
+        self._aborted_tokens = 0
 
     @property
     def server(self) -> LlamaServer | None:
@@ -213,11 +221,23 @@ class EmbeddedBackend:
 
     async def _generate(self, request: GenerationRequest) -> list[Completion]:
         runs = seed_runs(request.seeds, self.parallel)
-        calls = [self._run_call(request, start, length) for start, length in runs]
-        results = await _all_or_nothing(calls)
+        decoded: dict[int, int] = {}  # seed index -> tokens decoded so far (streamed)
+        calls = [self._run_call(request, start, length, decoded) for start, length in runs]
+        try:
+            results = await _all_or_nothing(calls)
+        except BaseException:  # cancelled or failed: what was decoded is dropped
+            self._aborted_tokens += sum(decoded.values())
+            raise
         return [completion for group in results for completion in group]
 
-    async def _run_call(self, request: GenerationRequest, start: int, n: int) -> list[Completion]:
+    async def aborted_tokens(self) -> int:
+        """Tokens llama-server decoded for requests whose results were dropped, from the
+        streamed ``tokens_predicted`` (a lower bound; see the module docstring)."""
+        return self._aborted_tokens
+
+    async def _run_call(
+        self, request: GenerationRequest, start: int, n: int, decoded: dict[int, int]
+    ) -> list[Completion]:
         body: dict[str, Any] = {
             "prompt": request.prompt,
             "n_predict": request.max_tokens,
@@ -234,14 +254,17 @@ class EmbeddedBackend:
         }
         if request.logprobs:
             body["n_probs"] = 1
-        items = await self._post_stream(body, n)
+        items = await self._post_stream(body, n, decoded, start)
         return [_completion(item, request.logprobs) for item in items]
 
-    async def _post_stream(self, body: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    async def _post_stream(
+        self, body: dict[str, Any], n: int, decoded: dict[int, int], offset: int
+    ) -> list[dict[str, Any]]:
         """POST a streamed /completion; merge the events per index into final items.
 
         Streaming is what makes cancellation reach the engine: llama-server notices
-        the closed connection on its next write and releases the slots.
+        the closed connection on its next write and releases the slots. Each event's
+        ``tokens_predicted`` goes to ``decoded[offset + index]`` as it arrives.
         """
         for attempt in range(2):
             url = await self._ensure_server()
@@ -261,7 +284,12 @@ class EmbeddedBackend:
                         event = json.loads(line[6:])
                         if "error" in event:
                             raise BackendRequestError(f"llama-server error: {event['error']}")
-                        item = items[int(event.get("index", 0))]
+                        index = int(event.get("index", 0))
+                        item = items[index]
+                        predicted = event.get("tokens_predicted")
+                        if isinstance(predicted, int) and predicted > 0:
+                            key = offset + index
+                            decoded[key] = max(decoded.get(key, 0), predicted)
                         item["content"] += event.get("content", "")
                         item["completion_probabilities"] += (
                             event.get("completion_probabilities") or []
