@@ -65,7 +65,6 @@ class SearchContext:
                 tokens_per_request=self.config.step_max_tokens / 2,
                 awaiting_load_report=self.policy.capabilities.reports_load,
                 free_batch=self.policy.capabilities.free_batch,
-                batch_cost=self.policy.capabilities.batch_cost,
             )
         extra = {} if self.clock is None else {"clock": self.clock}
         self.dispatcher = Dispatcher(

@@ -13,10 +13,10 @@ The reward scale shrinks it while primary scoring keeps the reward engine busy:
 there the reward engine is the bottleneck and speculation cannot shorten the
 wait. Where the engines have idle capacity, speculation hides the reward
 barrier; where they have none, M is 0 and the search runs as the baseline does.
-Two caps bound the speculative sequences further: the room below the policy
-engine's compute knee (`free_batch`: past it every speculative token displaces a
-primary one), and, while other queries share the engine, what lengthens their decode
-steps by at most `slowdown_limit` (from `batch_cost`).
+Speculative sequences also keep to the room below the policy engine's compute knee
+(`free_batch`: past it every speculative token displaces a primary one), and a query
+that ran most of its life on an engine without room for speculation does not start
+speculating at its end (`late_start_limit`).
 With `fair` on, each query may hold at most its share of the speculative pool,
 weighted by how useful its speculation has been and how unsettled its answer
 is, so easy or mispredicting queries yield capacity to the others.
@@ -88,6 +88,8 @@ class _QueryShare:
     useful: float = 0.5
     unsettled: float = 1.0
     spec_tokens: float = 0.0
+    life: float = 0.0  # seconds between load reports while registered
+    no_room: float = 0.0  # of those, seconds the budget had no room for speculation
 
 
 @dataclass
@@ -112,19 +114,18 @@ class BudgetController:
         free_batch: the policy engine's `BackendCapabilities.free_batch` (None =
             unknown): speculative sequences are kept within the room between the
             primaries running and it.
-        batch_cost: the policy engine's `BackendCapabilities.batch_cost` (None =
-            unknown): what one more sequence adds to a decode step.
-        slowdown_limit: while other queries share the engine, speculative sequences
-            may lengthen their decode steps by at most this fraction (from
-            `batch_cost`). Speculation a query runs at the end of a wave slows the
-            queries still running beside it; without this cap the slowest 10% of a
-            64-query wave of the artifact preset finished later than in the baseline
-            (REBASE p90 77.90 s vs 77.88 s, MCTS 139.86 s vs 139.03 s). Of 0.1, 0.3
-            and 0.5 on those cells and the concurrency-4 ones, 0.5 kept every p90
-            and lost least at concurrency 4 (MCTS 1.59x where no cap gives 1.66x,
-            0.1 gives 1.24x).
-        batch_room: speculative sequences that fit under `free_batch` and the slowdown
-            limit, from the latest load report (inf while unknown).
+        late_start_limit: a query that has run on an engine with no room for
+            speculation for more than this fraction of its life so far never
+            speculates (its share of the room is 0). Room that appears near its end
+            comes from the other queries of a saturated wave finishing; spending it
+            on some of the last queries slows the others beside them, so the slowest
+            tenth of a 64-query wave on the artifact preset finished later than in
+            the baseline (REBASE p90 77.90 s vs 77.88 s, MCTS 139.86 s vs 139.03 s).
+            A cap on how much speculation may lengthen the other queries' steps was
+            tried first (at 10%, 30%, 50%, 100% of a step) and fixed some of these
+            cells while breaking others.
+        batch_room: speculative sequences that fit under `free_batch`, from the latest
+            load report (inf while unknown).
     """
 
     factor: float = 1.5
@@ -139,9 +140,9 @@ class BudgetController:
     reward_busy_full: float = 0.5
     reward_busy_zero: float = 0.9
     free_batch: int | None = None
-    batch_cost: float | None = None
-    slowdown_limit: float = 0.5
+    late_start_limit: float = 0.8
     batch_room: float = math.inf
+    _room_seen_at: float | None = None  # the clock at the latest load report
     _queries: dict[str, _QueryShare] = field(default_factory=dict)
     _best_latency: float = math.inf
     _now: float = 0.0  # the latest clock reading the budget was given
@@ -156,6 +157,7 @@ class BudgetController:
 
     def register(self, query_id: str, width: int) -> None:
         """A query starts; its width counts towards M."""
+        self._account_room()  # time before it started is not part of its life
         self._queries.setdefault(query_id, _QueryShare(width=max(1, width)))
 
     def unregister(self, query_id: str) -> None:
@@ -255,7 +257,7 @@ class BudgetController:
         """
         each = max(1.0, tokens_each if tokens_each is not None else self.tokens_per_request)
         share = self._queries.get(query_id)
-        if share is None or n <= 0:
+        if share is None or n <= 0 or (self.load_aware and self.started_late(query_id)):
             return []
         by_share = math.floor(max(0.0, self.share(query_id) - share.spec_tokens) / each)
         claims: list[Claim] = []
@@ -410,6 +412,7 @@ class BudgetController:
             return
         if free_batch is not None:  # e.g. learnt from the server's info after the start
             self.free_batch = free_batch
+        self._account_room()
         # `running` counts speculative requests too; live claims are (an upper bound
         # on) those
         primaries = max(0, running - len(self._live))
@@ -435,18 +438,31 @@ class BudgetController:
 
     def room_for_speculation(self, primaries: int) -> float:
         """Speculative sequences the policy engine takes beside `primaries` running
-        sequences: below its `free_batch`, and, while other queries share it, within
-        `slowdown_limit` of their decode step time (inf where neither is known)."""
-        room = math.inf
-        if self.free_batch is not None:
-            room = max(0.0, float(self.free_batch - primaries))
-        cost = self.batch_cost
-        if cost is not None and cost > 0 and len(self._queries) > 1:
-            # a step of b sequences takes (1 + cost (b - 1)) one-sequence steps, and
-            # each extra sequence adds `cost` of one
-            step = 1.0 + cost * max(0, primaries - 1)
-            room = min(room, self.slowdown_limit * step / cost)
-        return room
+        sequences: below its `free_batch` (inf where that is unknown)."""
+        if self.free_batch is None:
+            return math.inf
+        return max(0.0, float(self.free_batch - primaries))
+
+    def _account_room(self) -> None:
+        """Charge the time since the last load report to every registered query's
+        life, and to its time without room where the budget had none."""
+        now, since = self._now, self._room_seen_at
+        self._room_seen_at = now
+        if since is None or now <= since or self.awaiting_load_report:
+            return  # the wait for the first report is no evidence of a full engine
+        no_room = self.capacity - self.primary_tokens <= 0.0
+        for share in self._queries.values():
+            share.life += now - since
+            if no_room:
+                share.no_room += now - since
+
+    def started_late(self, query_id: str) -> bool:
+        """Whether `query_id` ran more than `late_start_limit` of its life so far on
+        an engine without room for speculation (see the attribute)."""
+        share = self._queries.get(query_id)
+        if share is None or share.life <= 0.0:
+            return False
+        return share.no_room > self.late_start_limit * share.life
 
     def observe_latency(self, seconds_per_token: float) -> None:
         """Shrink M when per-token latency rises well above the best seen."""

@@ -171,16 +171,21 @@ def test_speculation_keeps_below_the_engines_free_batch() -> None:
     assert budget.free_batch == 32 and budget.batch_room == 8.0
 
 
-def test_speculation_may_slow_other_queries_steps_by_at_most_the_limit() -> None:
-    budget = BudgetController(tokens_per_request=10.0, fair=False, batch_cost=0.02)
-    budget.register("a", 16)
-    budget.observe_load(running=11, waiting=0, kv_usage=0.1, max_running=4096)
-    assert budget.batch_room == float("inf")  # alone on the engine: no one to slow down
-    budget.register("b", 16)
-    budget.observe_load(running=11, waiting=0, kv_usage=0.1, max_running=4096)
-    # 11 sequences take 1.2 one-sequence steps; 30 more (x 0.02) add half of that
-    assert budget.batch_room == pytest.approx(30.0)
-    assert budget.room_for_speculation(11) == pytest.approx(30.0)
+def test_a_query_that_ran_mostly_without_room_does_not_start_speculating_late() -> None:
+    budget = BudgetController(tokens_per_request=10.0, fair=False)
+    budget.register("early", 4)
+    budget.tick(0.0)
+    budget.observe_load(running=4, waiting=0, kv_usage=0.1, max_running=64)
+    budget.tick(5.0)
+    budget.register("late", 4)
+    budget.observe_load(running=8, waiting=3, kv_usage=0.9, max_running=64)  # saturated
+    budget.tick(10.0)  # 5 s without room: all "late" has known
+    budget.observe_load(running=8, waiting=0, kv_usage=0.1, max_running=64)
+    assert budget.load_scale == 1.0 and budget.free() > 0  # room again
+    assert not budget.started_late("early")  # 5 of its 10 s without room
+    assert budget.started_late("late")
+    assert budget.try_grant("late", 2) == []
+    assert len(budget.try_grant("early", 2)) == 2
 
 
 def test_a_full_reward_kv_pool_stops_speculation_and_speculative_scoring() -> None:
