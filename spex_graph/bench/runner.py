@@ -92,7 +92,8 @@ class ModeRun:
         records: per-query request traces by query id (packed likewise).
         started_at, finished_at: clock readings around the whole mode.
         engine_busy: busy seconds per simulated engine (None on real backends).
-        engine_log: per-request engine log for plots (sim only; kept packed).
+        engine_log: the policy engine's most recent requests (its bounded log window,
+            sim only; kept packed).
         wall_s: real seconds the mode took on this machine.
         engine_tokens: output tokens the policy engine generated, aborted requests'
             included (sim only; None on real backends).
@@ -256,11 +257,7 @@ def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[
                 run.engine_log = PackedSequence(RequestLog, policy.log)
                 # the engine's own per-iteration counter (reward passes generate nothing)
                 run.engine_tokens = policy.stats.tokens_generated
-                run.aborted_tokens = sum(
-                    log.generated_tokens
-                    for log in policy.log
-                    if log.kind == "policy" and log.outcome == "aborted"
-                )
+                run.aborted_tokens = policy.stats.aborted_tokens.get("policy", 0)
                 run.preset = preset.name if recorded is None else f"{preset.name}+replay"
                 return run
 
