@@ -147,28 +147,34 @@ async def run_mode(
         lambda session: records.__setitem__(session.query_id, session.records)
     )
     graph = build_search_graph()
-    gate = asyncio.Semaphore(max(1, concurrency))
     clock = ctx.dispatcher.clock
+    results: list[dict[str, Any]] = [{} for _ in problems]
+    queue = iter(enumerate(problems))
 
     async def one(problem: Problem) -> dict[str, Any]:
-        async with gate:
-            try:
-                out = await graph.ainvoke(
-                    {"problem": dataclasses.asdict(problem), "query_id": problem.id},
-                    context=ctx,
-                )
-            except SpexError as exc:  # one failed query must not sink the others
-                return {"query_id": problem.id, "error": str(exc)}
-            trees[problem.id] = out["tree"]
-            return dict(out["result"])
+        try:
+            out = await graph.ainvoke(
+                {"problem": dataclasses.asdict(problem), "query_id": problem.id},
+                context=ctx,
+            )
+        except SpexError as exc:  # one failed query must not sink the others
+            return {"query_id": problem.id, "error": str(exc)}
+        trees[problem.id] = out["tree"]
+        return dict(out["result"])
+
+    async def worker() -> None:
+        # `concurrency` workers take problems in order: no task per waiting query,
+        # so a long run holds nothing per query it has not started
+        for index, problem in queue:
+            results[index] = await one(problem)
 
     started = clock()
     wall = time.perf_counter()
-    results = await asyncio.gather(*(one(p) for p in problems))
+    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(problems))))))
     finished = clock()
     return ModeRun(
         mode=mode,
-        results=list(results),
+        results=results,
         trees=trees,
         records=records,
         started_at=started,

@@ -1,0 +1,38 @@
+"""A benchmark mode keeps a few objects per finished query, not its whole trace.
+
+Every full garbage collection walks every object alive, so whatever a run keeps
+per finished query makes each later query cost more CPU (issue 11: CPU per query
+must stay flat from 100 to 1,000 queries).
+"""
+
+from __future__ import annotations
+
+import gc
+
+from spex_graph.bench.modes import spex_config
+from spex_graph.bench.runner import run_mode
+from spex_graph.sim import sim_context
+from spex_graph.sim.clock import run_virtual
+
+
+def _objects_alive_after(queries: int) -> int:
+    """GC-tracked objects alive once a baseline mode of `queries` has finished, its
+    engines and result still held."""
+
+    async def main() -> int:
+        ctx, engines = sim_context(algorithm="rebase", width=4, spex=spex_config("baseline"))
+        run = await run_mode("baseline", ctx, ctx.task.load(limit=queries), concurrency=8)
+        assert not [r for r in run.results if "error" in r]
+        assert len(run.results) == queries and engines["policy"].stats.finished > 1000
+        gc.collect()
+        return len(gc.get_objects())
+
+    return run_virtual(main())
+
+
+def test_objects_kept_per_finished_query_stay_few() -> None:
+    few, many = _objects_alive_after(40), _objects_alive_after(100)
+    per_query = (many - few) / 60
+    # now ~3 (the result dict); the engines' request logs kept ~65 more, and a
+    # task per waiting query ~5
+    assert per_query < 6, f"{per_query:.1f} objects kept per finished query"
