@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from spex_graph.bench.archive import PackedSequence, packed_records, packed_trees
+from spex_graph.bench.collector import YOUNG_GENERATION, young_generation
 from spex_graph.bench.modes import SD_SUFFIX, auto_choice, parse_modes, spex_config
 from spex_graph.context import SearchContext
 from spex_graph.errors import ConfigError, SpexError
@@ -192,8 +193,19 @@ def chosen_paths(run: ModeRun) -> dict[str, frozenset[tuple[int, ...]]]:
     return out
 
 
-def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[ModeRun]:
-    """Run every mode of `spec`; baseline first."""
+def run_bench(
+    spec: BenchSpec,
+    progress: Callable[[str], None] = print,
+    *,
+    gc_young: int | None = YOUNG_GENERATION,
+) -> list[ModeRun]:
+    """Run every mode of `spec`; baseline first. `gc_young`: the garbage collector's
+    young generation during the run (see spex_graph.bench.collector; None: as it is)."""
+    with young_generation(gc_young):
+        return _run_modes(spec, progress)
+
+
+def _run_modes(spec: BenchSpec, progress: Callable[[str], None]) -> list[ModeRun]:
     modes = parse_modes(spec.modes)
     if spec.spec_decoding is not None:
         modes += [m for m in ("baseline+sd", "spex+sd") if m not in modes]

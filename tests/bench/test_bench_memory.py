@@ -36,3 +36,20 @@ def test_objects_kept_per_finished_query_stay_few() -> None:
     # now ~3 (the result dict); the engines' request logs kept ~65 more, and a
     # task per waiting query ~5
     assert per_query < 6, f"{per_query:.1f} objects kept per finished query"
+
+
+def test_the_bench_young_generation_is_restored_after_the_run() -> None:
+    from spex_graph.bench.collector import YOUNG_GENERATION, young_generation
+
+    before = gc.get_threshold()
+    with young_generation():
+        assert gc.get_threshold() == (YOUNG_GENERATION, *before[1:])
+    assert gc.get_threshold() == before
+    with young_generation(None):
+        assert gc.get_threshold() == before
+    try:
+        with young_generation(before[0] + 1):
+            raise RuntimeError("a failed run")
+    except RuntimeError:
+        pass
+    assert gc.get_threshold() == before
