@@ -1,14 +1,15 @@
 """CPU seconds per query as a benchmark grows (issue 11: flat from 100 to 1,000 queries).
 
 Runs `run_bench` on the simulator (REBASE width 16, preset artifact on H100: the
-`spex bench` defaults) in this process, once per mode and size, and prints per
-query: CPU seconds (`time.process_time`, engine setup included, the probe's own
-work excluded), full garbage collections, the objects those collections walked
+`spex bench` defaults) in this process, once per size (baseline first, then the
+other modes, as `spex bench` does), and prints per query of the whole run: CPU
+seconds (`time.process_time`, engine setup included, the probe's own work
+excluded), full garbage collections, the objects those collections walked
 (every object alive at each, which does not depend on the machine's load), and
-CPU seconds spent in the collector; and, within each run, CPU seconds per query
-over each `--window` queries finished (the first and last windows hold the
-ramp-up and the drain; if anything accumulated per finished query, the middle
-windows would climb):
+CPU seconds spent in the collector; per mode, CPU seconds per query; and CPU
+seconds per query over each `--window` queries finished, mode after mode (a
+mode's first and last windows hold its ramp-up and drain; if anything
+accumulated per finished query, the middle windows would climb):
 
     python benchmarks/cpu_per_query.py --sizes 100,300,1000 --modes baseline,spex
     python benchmarks/cpu_per_query.py --gc default   # CPython's default thresholds
@@ -69,10 +70,10 @@ class TimedGraph:
 
 
 def measure(
-    mode: str, queries: int, concurrency: int, gc_young: int | None, window: int
+    modes: str, queries: int, concurrency: int, gc_young: int | None, window: int
 ) -> dict[str, Any]:
-    """One `run_bench` of `queries` in `mode`, with its per-query figures."""
-    spec = BenchSpec(backend="sim", queries=queries, concurrency=concurrency, modes=mode)
+    """One `run_bench` of `queries` in `modes`, with its per-query figures."""
+    spec = BenchSpec(backend="sim", queries=queries, concurrency=concurrency, modes=modes)
     gc.collect()
     probe = CollectorProbe()
     stamps: list[float] = []
@@ -91,11 +92,14 @@ def measure(
         gc.callbacks.remove(probe)
         runner.build_search_graph = build
     marks = [started, *stamps[window - 1 :: window]]
-    failed = sum(1 for r in runs[-1].results if "error" in r)
+    ends = [started, *stamps[queries - 1 :: queries]]
     return {
-        "mode": mode,
+        "modes": [run.mode for run in runs],
         "queries": queries,
-        "failed": failed,
+        "failed": [sum(1 for r in run.results if "error" in r) for run in runs],
+        "cpu_s_per_query_by_mode": [
+            round((b - a) / queries, 4) for a, b in itertools.pairwise(ends)
+        ],
         "cpu_s_per_query": round((cpu - probe.own_cpu) / queries, 4),
         "gc_cpu_s_per_query": round(probe.gc_cpu / queries, 4),
         "full_collections_per_query": round(probe.full / queries, 4),
@@ -117,11 +121,10 @@ def main() -> None:
     args = parser.parse_args()
     gc_young = YOUNG_GENERATION if args.gc == "bench" else None
     print(json.dumps({"gc": args.gc, "load_average": os.getloadavg()}), flush=True)
-    for mode in args.modes.split(","):
-        measure(mode, 4, 4, gc_young, 4)  # imports and caches, outside the figures
-        for size in (int(s) for s in args.sizes.split(",")):
-            row = measure(mode, size, args.concurrency, gc_young, args.window)
-            print(json.dumps(row), flush=True)
+    measure(args.modes, 4, 4, gc_young, 4)  # imports and caches, outside the figures
+    for size in (int(s) for s in args.sizes.split(",")):
+        row = measure(args.modes, size, args.concurrency, gc_young, args.window)
+        print(json.dumps(row), flush=True)
     print(json.dumps({"load_average": os.getloadavg()}), flush=True)
 
 
