@@ -328,7 +328,13 @@ class SimEngine:
         self._waiting[request_id] = req
         self._enqueue(req)
         self._wake.set()
-        return await req.future
+        try:
+            return await req.future
+        finally:
+            # an abort's error holds this frame in its traceback; with `req` (and so the
+            # future holding that error) still here, the two would wait for a full
+            # collection instead of going when the caller drops the error
+            del req
 
     def promote(self, request_id: str, priority: int) -> bool:
         """Raise a queued or running request to at least `priority` (a primary request
