@@ -53,3 +53,36 @@ def test_the_bench_young_generation_is_restored_after_the_run() -> None:
     except RuntimeError:
         pass
     assert gc.get_threshold() == before
+
+
+def test_a_finished_spex_query_is_freed_without_the_cycle_collector() -> None:
+    """A finished query's session, speculator, flights and completions go as soon as
+    nothing refers to them; in a cycle they would wait for a full collection, which
+    is rare in a long run and walks every search in flight."""
+    import weakref
+
+    from spex_graph.runtime.dispatcher import QuerySession
+
+    sessions: list[weakref.ref[QuerySession]] = []
+    speculators: list[weakref.ref[object]] = []
+
+    def keep(session: QuerySession) -> None:
+        sessions.append(weakref.ref(session))
+        assert session.speculator is not None
+        speculators.append(weakref.ref(session.speculator))
+
+    async def main() -> None:
+        ctx, _ = sim_context(algorithm="rebase", width=4, spex=spex_config("spex"))
+        ctx.dispatcher.on_close.insert(0, keep)
+        run = await run_mode("spex", ctx, ctx.task.load(limit=6), concurrency=3)
+        assert not [r for r in run.results if "error" in r]
+
+    gc.collect()
+    gc.disable()
+    try:
+        run_virtual(main())
+        alive = [ref for ref in sessions + speculators if ref() is not None]
+    finally:
+        gc.enable()
+    assert len(sessions) == 6
+    assert not alive, f"{len(alive)} of 12 sessions and speculators wait for the collector"
