@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from spex_graph.backends.base import AbortAccounting, Backend
 from spex_graph.bench.archive import PackedSequence, packed_records, packed_trees
+from spex_graph.bench.collector import YOUNG_GENERATION, young_generation
 from spex_graph.bench.modes import SD_SUFFIX, auto_choice, parse_modes, spex_config
 from spex_graph.context import SearchContext
 from spex_graph.errors import ConfigError, SpexError
@@ -93,7 +94,8 @@ class ModeRun:
         records: per-query request traces by query id (packed likewise).
         started_at, finished_at: clock readings around the whole mode.
         engine_busy: busy seconds per simulated engine (None on real backends).
-        engine_log: per-request engine log for plots (sim only; kept packed).
+        engine_log: the policy engine's most recent requests (its bounded log window,
+            sim only; kept packed).
         wall_s: real seconds the mode took on this machine.
         engine_tokens: output tokens the policy engine generated, aborted requests'
             included: the sim engine's own counter; on a real backend that counts
@@ -150,28 +152,34 @@ async def run_mode(
         lambda session: records.__setitem__(session.query_id, session.records)
     )
     graph = build_search_graph()
-    gate = asyncio.Semaphore(max(1, concurrency))
     clock = ctx.dispatcher.clock
+    results: list[dict[str, Any]] = [{} for _ in problems]
+    queue = iter(enumerate(problems))
 
     async def one(problem: Problem) -> dict[str, Any]:
-        async with gate:
-            try:
-                out = await graph.ainvoke(
-                    {"problem": dataclasses.asdict(problem), "query_id": problem.id},
-                    context=ctx,
-                )
-            except SpexError as exc:  # one failed query must not sink the others
-                return {"query_id": problem.id, "error": str(exc)}
-            trees[problem.id] = out["tree"]
-            return dict(out["result"])
+        try:
+            out = await graph.ainvoke(
+                {"problem": dataclasses.asdict(problem), "query_id": problem.id},
+                context=ctx,
+            )
+        except SpexError as exc:  # one failed query must not sink the others
+            return {"query_id": problem.id, "error": str(exc)}
+        trees[problem.id] = out["tree"]
+        return dict(out["result"])
+
+    async def worker() -> None:
+        # `concurrency` workers take problems in order: no task per waiting query,
+        # so a long run holds nothing per query it has not started
+        for index, problem in queue:
+            results[index] = await one(problem)
 
     started = clock()
     wall = time.perf_counter()
-    results = await asyncio.gather(*(one(p) for p in problems))
+    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(problems))))))
     finished = clock()
     return ModeRun(
         mode=mode,
-        results=list(results),
+        results=results,
         trees=trees,
         records=records,
         started_at=started,
@@ -196,8 +204,19 @@ def abort_accounting(backend: Backend) -> AbortAccounting | None:
     return None
 
 
-def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[ModeRun]:
-    """Run every mode of `spec`; baseline first."""
+def run_bench(
+    spec: BenchSpec,
+    progress: Callable[[str], None] = print,
+    *,
+    gc_young: int | None = YOUNG_GENERATION,
+) -> list[ModeRun]:
+    """Run every mode of `spec`; baseline first. `gc_young`: the garbage collector's
+    young generation during the run (see spex_graph.bench.collector; None: as it is)."""
+    with young_generation(gc_young):
+        return _run_modes(spec, progress)
+
+
+def _run_modes(spec: BenchSpec, progress: Callable[[str], None]) -> list[ModeRun]:
     modes = parse_modes(spec.modes)
     if spec.spec_decoding is not None:
         modes += [m for m in ("baseline+sd", "spex+sd") if m not in modes]
@@ -267,11 +286,7 @@ def run_bench(spec: BenchSpec, progress: Callable[[str], None] = print) -> list[
                 run.engine_log = PackedSequence(RequestLog, policy.log)
                 # the engine's own per-iteration counter (reward passes generate nothing)
                 run.engine_tokens = policy.stats.tokens_generated
-                run.aborted_tokens = sum(
-                    log.generated_tokens
-                    for log in policy.log
-                    if log.kind == "policy" and log.outcome == "aborted"
-                )
+                run.aborted_tokens = policy.stats.aborted_tokens.get("policy", 0)
                 run.preset = preset.name if recorded is None else f"{preset.name}+replay"
                 return run
 

@@ -551,8 +551,13 @@ class Dispatcher:
             if self.budget is not None:
                 self.budget.unregister(query_id)
         if session is not None:
-            for hook in self.on_close:
-                hook(session)
+            try:
+                for hook in self.on_close:
+                    hook(session)
+            finally:
+                # the speculator and its session refer to each other: left so, a finished
+                # query's flights, completions and nodes wait for a full collection
+                session.speculator = None
         return session
 
     async def call_with_retry(self, call: Callable[[int], Awaitable[T]], target: str) -> T:

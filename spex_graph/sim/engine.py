@@ -44,7 +44,9 @@ the iteration takes `spec_decoding.iteration_time(...)`; output tokens are then
 counted when a request finishes or is aborted.
 
 Bookkeeping is O(1) per iteration plus O(log n) per admitted or finished
-request, so hundreds of concurrent searches simulate in seconds.
+request, so hundreds of concurrent searches simulate in seconds. Memory is flat
+however long the engine lives: its counters are totals (`EngineStats`), and its
+per-request log keeps only the most recent `log_window` requests.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
@@ -63,7 +65,7 @@ from spex_graph.sim.spec_decoding import SpecDecoding
 __all__ = ["EngineLoad", "EngineStats", "RequestLog", "SimEngine", "SimResult"]
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestLog:
     """One request's life on the engine (one Gantt bar).
 
@@ -144,9 +146,15 @@ class EngineStats:
         iterations: iterations run.
         tokens_generated: output tokens produced (aborted requests' tokens included).
         prefill_tokens: prompt tokens computed; cached_tokens: prompt tokens served from cache.
-        finished, aborted: request counts.
-        batch_sizes: per iteration, the decode batch plus newly prefilled requests.
+        finished, aborted, preempted: request counts.
+        aborted_tokens: output tokens generated for requests that were then aborted,
+            by request kind ("policy", "reward", ...).
+        batch_total: the decode batch plus newly prefilled requests, summed over
+            iterations; max_batch: its largest value.
         first_submit_at, last_finish_at: loop times bounding the engine's activity.
+
+    Every field is a total, so the stats stay the same size however many requests
+    the engine serves.
     """
 
     busy_time: float = 0.0
@@ -157,7 +165,9 @@ class EngineStats:
     finished: int = 0
     aborted: int = 0
     preempted: int = 0
-    batch_sizes: list[int] = field(default_factory=list)
+    aborted_tokens: dict[str, int] = field(default_factory=dict)
+    batch_total: int = 0
+    max_batch: int = 0
     first_submit_at: float | None = None
     last_finish_at: float | None = None
 
@@ -172,7 +182,7 @@ class EngineStats:
     @property
     def mean_batch(self) -> float:
         """Mean batch size over iterations."""
-        return sum(self.batch_sizes) / len(self.batch_sizes) if self.batch_sizes else 0.0
+        return self.batch_total / self.iterations if self.iterations else 0.0
 
 
 @dataclass
@@ -209,7 +219,8 @@ class SimEngine:
         name: label for traces.
         prefix_cache: whether the prefix cache is on.
         stats: counters (see EngineStats).
-        log: every request, in submission order (for Gantt plots).
+        log: the most recent `log_window` requests, in submission order (for Gantt
+            plots and tests; totals over every request are in `stats`).
     """
 
     def __init__(
@@ -222,11 +233,14 @@ class SimEngine:
         priority_scheduling: bool = True,
         preemption: str = "sglang",
         preemption_threshold: int = 10,
+        log_window: int = 1000,
     ):
         """An idle engine for `profile` (with token-level speculative decoding if given;
-        scheduling options: see the module docstring)."""
+        scheduling options: see the module docstring; `log_window`: requests `log` keeps)."""
         if preemption not in ("off", "sglang", "strict"):
             raise ValueError(f"preemption must be 'off', 'sglang' or 'strict', not {preemption!r}")
+        if log_window < 0:
+            raise ValueError(f"log_window must be 0 or more, not {log_window}")
         self.profile = profile
         self.spec_decoding = spec_decoding
         self.name = name
@@ -236,7 +250,8 @@ class SimEngine:
         self.preemption_threshold = preemption_threshold
         self._admissions = itertools.count(1)
         self.stats = EngineStats()
-        self.log: list[RequestLog] = []
+        # bounded: a long-lived engine (a sim backend behind a server) must not grow
+        self.log: deque[RequestLog] = deque(maxlen=log_window)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -313,7 +328,13 @@ class SimEngine:
         self._waiting[request_id] = req
         self._enqueue(req)
         self._wake.set()
-        return await req.future
+        try:
+            return await req.future
+        finally:
+            # an abort's error holds this frame in its traceback; with `req` (and so the
+            # future holding that error) still here, the two would wait for a full
+            # collection instead of going when the caller drops the error
+            del req
 
     def promote(self, request_id: str, priority: int) -> bool:
         """Raise a queued or running request to at least `priority` (a primary request
@@ -349,6 +370,10 @@ class SimEngine:
                     # with speculative decoding, tokens are counted when a request ends
                     self.stats.tokens_generated += max(0, min(req.log.output_tokens, made))
                 req.log.generated_tokens = max(0, min(req.log.output_tokens, made))
+        kind = req.log.kind
+        self.stats.aborted_tokens[kind] = (
+            self.stats.aborted_tokens.get(kind, 0) + req.log.generated_tokens
+        )
         now = self.now()
         req.log.outcome = "aborted"
         req.log.finished_at = now
@@ -361,7 +386,8 @@ class SimEngine:
         return True
 
     def was_aborted(self, request_id: str) -> bool:
-        """Whether a request with this id (or this id followed by "-") was aborted."""
+        """Whether a request with this id (or this id followed by "-") was aborted,
+        among the requests `log` still holds."""
         return any(
             log.outcome == "aborted"
             and (log.request_id == request_id or log.request_id.startswith(request_id + "-"))
@@ -560,7 +586,9 @@ class SimEngine:
             stats.cached_tokens += sum(r.log.cached_tokens for r in admitted)
             if sd is None:
                 stats.tokens_generated += decoders + sum(1 for r in admitted if r.log.output_tokens)
-            stats.batch_sizes.append(decoders + len(admitted))
+            batch = decoders + len(admitted)
+            stats.batch_total += batch
+            stats.max_batch = max(stats.max_batch, batch)
             self._iterating = True
             try:
                 await asyncio.sleep(dt)

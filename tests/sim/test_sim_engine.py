@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 
 import pytest
 
@@ -34,18 +35,18 @@ def test_single_request_latency_is_prefill_plus_decode_steps() -> None:
 
 
 def test_a_batch_of_eight_takes_far_less_than_eight_times_one() -> None:
-    async def main() -> tuple[float, float, list[int]]:
+    async def main() -> tuple[float, float, int]:
         engine = SimEngine(H100_7B)
         t0 = virtual_now()
         await engine.generate("one", 300, 200)
         one = virtual_now() - t0
         t1 = virtual_now()
         await asyncio.gather(*(engine.generate(f"b{i}", 300, 200) for i in range(8)))
-        return one, virtual_now() - t1, engine.stats.batch_sizes
+        return one, virtual_now() - t1, engine.stats.max_batch
 
-    one, eight, sizes = run_virtual(main())
+    one, eight, largest = run_virtual(main())
     assert eight < 1.3 * one
-    assert max(sizes) == 8
+    assert largest == 8
 
 
 def test_kv_capacity_forces_queueing() -> None:
@@ -113,3 +114,60 @@ def test_higher_priority_is_admitted_first() -> None:
 
     # all three arrive before the first iteration: the primary (high) goes first
     assert run_virtual(main()) == ["high", "low1", "low2"]
+
+
+async def _serve(engine: SimEngine, first: int, count: int) -> int:
+    """`count` requests in waves of 100, policy and reward alternating; every 7th
+    is aborted mid-run. Returns how many aborts found their request."""
+    aborted = 0
+    for wave in range(first, first + count, 100):
+        ids = range(wave, min(first + count, wave + 100))
+        jobs = [
+            asyncio.ensure_future(
+                engine.generate(f"r{i}", 40, 20 * (i % 2), kind=("reward", "policy")[i % 2])
+            )
+            for i in ids
+        ]
+        await asyncio.sleep(0.05)
+        for i in ids:
+            if i % 7 == 0:
+                aborted += engine.abort(f"r{i}")
+        await asyncio.gather(*jobs, return_exceptions=True)
+    return aborted
+
+
+def test_aborted_tokens_are_totalled_by_kind() -> None:
+    async def main() -> SimEngine:
+        engine = SimEngine(TINY)
+        await _serve(engine, 0, 300)
+        return engine
+
+    engine = run_virtual(main())
+    assert len(engine.log) == 300
+    for kind in ("policy", "reward"):
+        aborted = [log for log in engine.log if log.kind == kind and log.outcome == "aborted"]
+        assert aborted
+        assert engine.stats.aborted_tokens[kind] == sum(log.generated_tokens for log in aborted)
+    assert engine.stats.aborted_tokens["policy"] > 0
+    assert engine.stats.mean_batch > 1 and engine.stats.max_batch <= TINY.max_running_requests
+
+
+def test_a_long_lived_engine_keeps_a_bounded_log() -> None:
+    """Thousands of requests leave the engine's memory flat: `log` keeps the last
+    `log_window` requests and the stats keep totals, not one entry per request."""
+
+    async def main() -> tuple[SimEngine, int, int, int]:
+        engine = SimEngine(TINY, log_window=50)
+        aborted = await _serve(engine, 0, 200)
+        gc.collect()
+        before = len(gc.get_objects())
+        aborted += await _serve(engine, 200, 2000)
+        gc.collect()
+        return engine, aborted, before, len(gc.get_objects())
+
+    engine, aborted, before, after = run_virtual(main())
+    assert [log.request_id for log in engine.log] == [f"r{i}" for i in range(2150, 2200)]
+    assert engine.stats.finished + engine.stats.aborted == 2200
+    assert engine.stats.aborted == aborted > 200
+    assert after - before < 200, f"{after - before} objects more after 2,000 more requests"
+    assert engine.was_aborted("r2198") and not engine.was_aborted("r2199")
