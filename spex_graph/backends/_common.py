@@ -455,7 +455,9 @@ def begin_request(
     return state
 
 
-def _seen(task: asyncio.Task[Any]) -> None:
+def mark_retrieved(task: asyncio.Future[Any]) -> None:
+    """Done-callback: mark a task's exception as seen (its caller may have gone, and a
+    cancelled request's error is expected), so asyncio does not log it."""
     if not task.cancelled():
         task.exception()
 
@@ -476,7 +478,7 @@ async def run_children(
     """
     state.tasks = [asyncio.create_task(c) for c in coros]
     for task in state.tasks:  # an abandoned child's error is expected, not "never retrieved"
-        task.add_done_callback(_seen)
+        task.add_done_callback(mark_retrieved)
     try:
         _, pending = await asyncio.wait(state.tasks, return_when=asyncio.FIRST_EXCEPTION)
     except asyncio.CancelledError:

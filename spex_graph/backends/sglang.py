@@ -40,6 +40,7 @@ from spex_graph.backends._common import (
     begin_request,
     cut_at_stop,
     make_completion,
+    mark_retrieved,
     one_line,
     requested_top_logprobs,
     run_children,
@@ -281,6 +282,7 @@ class SGLangBackend:
             return []
         state = begin_request(self._inflight, request, f"SGLang at {self.base_url}")
         tally = DroppedTokens()
+        delivered = False
         try:
             await self._ensure_probed()
             if state.cancelled:
@@ -294,11 +296,11 @@ class SGLangBackend:
                 on_abandon=self._abandon,
                 cancelled_error=lambda: self._cancelled(request.request_id),
             )
-            tally.delivered = True
+            delivered = True
             return completions
         finally:
             self._inflight.pop(request.request_id, None)
-            if not tally.delivered:
+            if not delivered:
                 tally.dropped = True
                 self._aborted_tokens += tally.total()
             if state.unanswered():
@@ -319,7 +321,7 @@ class SGLangBackend:
             state.sent.add(rid)
             body = self._body(request, i, rid)
             exchange = asyncio.create_task(self._exchange(body, rid, state, tally))
-            exchange.add_done_callback(_retrieve)
+            exchange.add_done_callback(mark_retrieved)
             self._exchanges[rid] = (exchange, tally)
             exchange.add_done_callback(functools.partial(self._forget_exchange, rid))
             try:
@@ -607,21 +609,13 @@ class DroppedTokens:
 
     Attributes:
         tokens: each answered child's `completion_tokens`.
-        delivered: `generate` returned the completions (the search got them).
         dropped: `generate` ended without returning them; answers arriving later
             count straight into the backend's aborted tokens.
     """
 
     tokens: dict[str, int] = dataclasses.field(default_factory=dict)
-    delivered: bool = False
     dropped: bool = False
 
     def total(self) -> int:
         """Tokens of the children answered so far."""
         return sum(self.tokens.values())
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    """Mark an exchange's error as seen (its caller may have gone)."""
-    if not task.cancelled():
-        task.exception()

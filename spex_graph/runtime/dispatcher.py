@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from spex_graph.algorithms.base import ExpandOrder, SearchState
-from spex_graph.backends._common import one_line
+from spex_graph.backends._common import mark_retrieved, one_line
 from spex_graph.backends.base import Backend, Completion, GenerationRequest, Promotable
 from spex_graph.backends.gate import PRIMARY_PRIORITY
 from spex_graph.backends.retry import RetryPolicy
@@ -156,7 +156,7 @@ class QuerySession:
         )
         self.records.append(record)
         task = asyncio.ensure_future(self._generate(request, record, accounting))
-        task.add_done_callback(_retrieve)
+        task.add_done_callback(mark_retrieved)
         self._expansions[key] = _Flight(task, record, accounting, request.priority)
         depth = len(key)
         self._running_at_depth[depth] = self._running_at_depth.get(depth, 0) + 1
@@ -188,7 +188,7 @@ class QuerySession:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        task.add_done_callback(_retrieve)
+        task.add_done_callback(mark_retrieved)
 
     def running_at_depth(self, depth: int) -> int:
         """Expansions of nodes at `depth` still running."""
@@ -361,7 +361,7 @@ class QuerySession:
         )
         self.records.append(record)
         task = asyncio.ensure_future(self._score(request, record))
-        task.add_done_callback(_retrieve)
+        task.add_done_callback(mark_retrieved)
         self._scores[key] = task
         self._score_records[key] = record
         task.add_done_callback(lambda t: self._notify("scored", key, t))
@@ -456,12 +456,6 @@ def checked_reward(value: object, name: str) -> float:
         f"reward model {name!r} returned {one_line(repr(value), 60)}; "
         "it must return a finite number (rewards are in [0, 1])"
     )
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """Mark a task's exception as seen (a cancelled request's error is expected)."""
-    if not task.cancelled():
-        task.exception()
 
 
 def _failed(task: asyncio.Task[object]) -> bool:
@@ -572,7 +566,7 @@ class Dispatcher:
 
         async def attempt(n: int) -> T:
             inner = asyncio.ensure_future(call(n))
-            inner.add_done_callback(_retrieve)
+            inner.add_done_callback(mark_retrieved)
             return await asyncio.wait_for(inner, max(0.0, deadline - loop.time()))
 
         try:
