@@ -12,6 +12,7 @@ The entry point then prints one line and exits 128 + the signal number
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import threading
@@ -44,6 +45,17 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     if callable(handler):  # asyncio.run's own (cancels its main task) or the default
         handler(signal.SIGINT, frame)
         return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise KeyboardInterrupt from None
+    # Raised here, inside whatever task step was interrupted, KeyboardInterrupt
+    # would also become that task's never-retrieved exception; raised from a loop
+    # callback it leaves run_until_complete cleanly and asyncio.run cancels the tasks.
+    loop.call_soon_threadsafe(_raise_keyboard_interrupt)
+
+
+def _raise_keyboard_interrupt() -> None:
     raise KeyboardInterrupt
 
 
