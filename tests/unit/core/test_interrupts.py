@@ -21,7 +21,8 @@ CHILD = textwrap.dedent(
     import asyncio, os, signal, sys
     from spex_graph.interrupts import interrupted_exit_code, sigterm_like_ctrl_c
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN if sys.argv[1] == "ignored" else signal.default_int_handler)
+    ignored = sys.argv[1] == "ignored"
+    signal.signal(signal.SIGINT, signal.SIG_IGN if ignored else signal.default_int_handler)
     cleaned = []
 
     async def worker(n):
