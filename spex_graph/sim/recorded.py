@@ -33,7 +33,7 @@ from spex_graph.sim.backend import problem_key
 from spex_graph.sim.engine import SimEngine
 from spex_graph.sim.reward import SimPRM
 from spex_graph.sim.workload import SimStep, SimTask, SyntheticWorkload, parse_steps, stable_hash
-from spex_graph.tasks.base import Problem
+from spex_graph.tasks.base import Problem, Task
 from spex_graph.tree import derive_seed
 
 __all__ = ["RecordedPRM", "RecordedTask", "RecordedWorkload", "load_recorded_workload"]
@@ -175,6 +175,8 @@ class RecordedTask(SimTask):
         """A task over the recorded problems."""
         super().__init__(SyntheticWorkload(), max_depth=workload.max_depth)
         self.recorded = workload
+        tasks = list(_recorded_tasks(workload.rows).values())
+        self._grouping = tasks[0] if len(tasks) == 1 else None
 
     def load(self, limit: int | None = None, offset: int = 0) -> list[Problem]:
         """Recorded problems `offset` .. `offset + limit` (all when `limit` is None)."""
@@ -192,6 +194,14 @@ class RecordedTask(SimTask):
         as on the real engine)."""
         answer = super().extract_answer(text)
         return None if answer == NO_ANSWER else answer
+
+    def equivalent(self, a: str, b: str) -> bool:
+        """Whether two answers vote together, as the recorded task grouped them (MATH-500:
+        `(3, 0)` = `(3,0)`), so the replayed vote forms the recorded classes; exact match
+        when the recording mixes tasks or names none this library knows."""
+        if a.strip() == b.strip():
+            return True
+        return self._grouping is not None and self._grouping.equivalent(a, b)
 
     def _problem(self, row: Mapping[str, Any]) -> Problem:
         correct = sorted(
@@ -233,16 +243,21 @@ class RecordedPRM(SimPRM):
         return self.recorded.reward(problem_key(request.question), tags[-1])
 
 
-def _max_depth(rows: Sequence[Mapping[str, Any]]) -> int:
+def _recorded_tasks(rows: Sequence[Mapping[str, Any]]) -> dict[str, Task | None]:
+    """The task each recorded `task` name stands for (None: not a task of this library)."""
     from spex_graph.tasks import get_task
 
-    tasks = {str(r.get("task", "")) for r in rows}
-    caps: list[int] = []
-    for name in tasks:
+    found: dict[str, Task | None] = {}
+    for name in sorted({str(r.get("task", "")) for r in rows}):
         try:
-            caps.append(get_task(name).max_depth)
-        except Exception:
-            caps.append(20)
+            found[name] = get_task(name)
+        except ConfigError:
+            found[name] = None
+    return found
+
+
+def _max_depth(rows: Sequence[Mapping[str, Any]]) -> int:
+    caps = [20 if t is None else t.max_depth for t in _recorded_tasks(rows).values()]
     deepest = max((int(n.get("depth", 0)) for r in rows for n in r.get("nodes", [])), default=1)
     return max([deepest, *caps])
 

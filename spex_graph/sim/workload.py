@@ -57,6 +57,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
+from spex_graph.tasks.answers import last_boxed
 from spex_graph.tasks.base import Problem
 
 __all__ = [
@@ -70,7 +71,6 @@ __all__ = [
 ]
 
 _TAG = re.compile(r"\[sim d=(\d+) ok=([01]) n=(\d+) D=(\d+) h=([0-9a-f]+)\]")
-_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 _PROBLEM = re.compile(r"\[sim problem=([^\]\s]+)\]")
 
 
@@ -134,9 +134,11 @@ def _parse_cached(text: str) -> tuple[_StepFields, ...]:
     # collector, so a full cache (~400k objects otherwise) adds nothing to every full
     # collection of a long benchmark
     out: list[_StepFields] = []
-    for match in _TAG.finditer(text):
-        rest = text[match.end() : match.end() + 80]
-        boxed = _BOXED.search(rest.split("[sim ", 1)[0])
+    matches = list(_TAG.finditer(text))
+    for k, match in enumerate(matches):
+        # the step's own text runs to the next tag; its answer may hold braces (\frac{1}{2})
+        end = matches[k + 1].start() if k + 1 < len(matches) else len(text)
+        own = text[match.end() : end]
         out.append(
             (
                 int(match.group(1)),
@@ -144,7 +146,7 @@ def _parse_cached(text: str) -> tuple[_StepFields, ...]:
                 int(match.group(3)),
                 int(match.group(4)),
                 int(match.group(5), 16),
-                boxed.group(1) if boxed else None,
+                last_boxed(own) if "\\boxed" in own else None,
             )
         )
     return tuple(out)
@@ -442,9 +444,8 @@ class SimTask:
         ]
 
     def extract_answer(self, text: str) -> str | None:
-        """The last `\\boxed{...}` in the text."""
-        found = _BOXED.findall(text or "")
-        return found[-1].strip() if found else None
+        """The last `\\boxed{...}` in the text (nested braces kept, as the real tasks read it)."""
+        return last_boxed(text)
 
     def is_terminal(self, step_text: str) -> bool:
         """Whether the step states an answer."""
