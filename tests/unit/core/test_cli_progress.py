@@ -129,7 +129,14 @@ def _interrupt(
     ``signum``)."""
     env = {**os.environ, "SPEX_FAKE_LATENCY_S": "0.3", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        # as in a terminal, even when the tests run as a background job (SIGINT ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout is not None
     seen = ""
