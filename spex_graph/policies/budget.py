@@ -166,6 +166,11 @@ class BudgetController:
         """A query ended (its claims must have been released)."""
         self._queries.pop(query_id, None)
 
+    @property
+    def active_queries(self) -> int:
+        """Queries registered now."""
+        return len(self._queries)
+
     def report(
         self, query_id: str, *, useful: float | None = None, unsettled: float | None = None
     ) -> None:

@@ -37,6 +37,14 @@ class SpexConfig(BaseModel):
             (hedges against mispredictions; the paper uses 1.2).
         max_spec_per_layer: cap on speculative children per layer, as a multiple
             of the search width.
+        solo_lookahead_layers, solo_max_spec_per_layer: the lookahead and the cap
+            while the budget holds no other query (None: as when shared). A query
+            alone on the engines takes nothing from another by speculating deeper,
+            and with a slow reward model each layer further ahead hides more of its
+            latency: on the artifact preset (REBASE w16, c=1) 5 layers at 4x the
+            width gave 1.60x against 1.54x at the reference's 3 layers (the oracle:
+            1.82x). With other queries beside it the same depth cost them more than
+            it gained (modern/H200 REBASE c=4 1.36x -> 1.23x), so it is solo only.
         useful_alpha: weight of the newest layer in the moving average of the
             useful fraction of speculation.
         useful_start: the moving average's initial value.
@@ -83,6 +91,8 @@ class SpexConfig(BaseModel):
     lookahead_layers: int = Field(3, ge=1, le=16)
     spec_width_factor: float = Field(1.2, ge=1.0, le=4.0)
     max_spec_per_layer: float = Field(2.0, gt=0.0, le=16.0)
+    solo_lookahead_layers: int | None = Field(5, ge=1, le=16)
+    solo_max_spec_per_layer: float = Field(4.0, gt=0.0, le=16.0)
     useful_alpha: float = Field(0.4, gt=0.0, le=1.0)
     useful_start: float = Field(0.5, ge=0.0, le=1.0)
     useful_min: float = Field(0.25, ge=0.0, le=1.0)

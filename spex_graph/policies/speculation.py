@@ -251,7 +251,7 @@ class Speculator:
         self._guessed: set[int] = set()
         if self.config.mcts_preexplore and isinstance(algorithm, LeafSelecting):
             self._preexplore(algorithm, tree, state)
-        for layer in range(self.config.lookahead_layers + 1):
+        for layer in range(self._depth()[0] + 1):
             orders = algorithm.propose(tree, state)
             if not orders:
                 return
@@ -261,6 +261,17 @@ class Speculator:
             if not produced:
                 return
             state = algorithm.observe(tree, state, new_ids)
+
+    def _depth(self) -> tuple[int, float]:
+        """Layers to look ahead and the cap per layer (in widths): deeper while the
+        budget holds no other query (`SpexConfig.solo_lookahead_layers`)."""
+        config, budget = self.config, self.ctx.dispatcher.budget
+        if config.solo_lookahead_layers is None or budget is None or budget.active_queries > 1:
+            return config.lookahead_layers, config.max_spec_per_layer
+        return (
+            max(config.lookahead_layers, config.solo_lookahead_layers),
+            max(config.max_spec_per_layer, config.solo_max_spec_per_layer),
+        )
 
     def _grow(
         self, tree: SearchTree, orders: Sequence[ExpandOrder], placeholders: set[int]
@@ -328,7 +339,7 @@ class Speculator:
         # still a guess: hedge by expanding those siblings too (after everything else).
         alternatives = self._alternatives(tree, ranked, placeholders)
         depth = tree.node(ranked[0].node_id).depth + 1
-        cap = math.floor(self.config.max_spec_per_layer * self.budget_width() * self.throttle())
+        cap = math.floor(self._depth()[1] * self.budget_width() * self.throttle())
         live_at_depth = sum(1 for d in self.launched.values() if d == depth)
         room = cap - live_at_depth
         if room <= 0:
