@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from types import FrameType
 
 _received: list[int] = []
+_pending: list[bool] = [False]  # a stop queued on the event loop and not yet raised
 
 
 @contextlib.contextmanager
@@ -32,10 +33,14 @@ def sigterm_like_ctrl_c() -> Iterator[None]:
         yield
         return
     _received.clear()
+    _pending[0] = False
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         yield
+        if _pending[0]:  # queued on a loop that stopped before running it
+            raise KeyboardInterrupt
     finally:
+        _pending[0] = False
         signal.signal(signal.SIGTERM, previous)
 
 
@@ -49,14 +54,19 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         raise KeyboardInterrupt from None
+    if _pending[0]:  # a second SIGTERM: do not wait for the step to yield
+        raise KeyboardInterrupt
     # Raised here, inside whatever task step was interrupted, KeyboardInterrupt
     # would also become that task's never-retrieved exception; raised from a loop
     # callback it leaves run_until_complete cleanly and asyncio.run cancels the tasks.
+    _pending[0] = True
     loop.call_soon_threadsafe(_raise_keyboard_interrupt)
 
 
 def _raise_keyboard_interrupt() -> None:
-    raise KeyboardInterrupt
+    if _pending[0]:
+        _pending[0] = False
+        raise KeyboardInterrupt
 
 
 def received_signal() -> int:

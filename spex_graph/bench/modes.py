@@ -16,7 +16,8 @@ PRUNE_MARGIN = 0.3
 MODES: dict[str, str] = {
     "baseline": "the plain search: no speculation, no budget, no early termination",
     "spec-only": "speculation without any budget (unbounded)",
-    "budget-only": "speculation under the reference's budget (first-come, no load or fairness)",
+    "budget-only": "speculation under the reference's budget (first-come, no load or fairness; "
+    "a lone query looks deeper, as in spex)",
     "prune-only": "trailing-branch pruning alone (prune_margin 0.3, assumed; no early stop)",
     "et-only": "early termination alone (the --early-termination rule, default paper)",
     "spex": "speculation + load-aware fair budget (+ the --early-termination rule, if given)",

@@ -38,8 +38,11 @@ class SpexConfig(BaseModel):
         max_spec_per_layer: cap on speculative children per layer, as a multiple
             of the search width.
         solo_lookahead_layers, solo_max_spec_per_layer: the lookahead and the cap
-            while the budget holds no other query (None: as when shared). A query
-            alone on the engines takes nothing from another by speculating deeper,
+            while this reasoner's budget holds no other query (None: as when shared;
+            never below `lookahead_layers` / `max_spec_per_layer`; without a budget
+            there is no one to ask, so never). Other reasoners or processes on the
+            same engine are not seen; the budget's load reports still bound them all.
+            A query alone takes nothing from another by speculating deeper,
             and with a slow reward model each layer further ahead hides more of its
             latency: on the artifact preset (REBASE w16, c=1) 5 layers at 4x the
             width gave 1.60x against 1.54x at the reference's 3 layers (the oracle:

@@ -105,7 +105,9 @@ class Speculator:
 
         Layered searches: the children generated per layer (width, times `expansion`
         for beam and ToT-BFS). MCTS and global best-first expand one node at a time,
-        so speculation runs `lookahead_layers` expansions ahead: width x lookahead_layers.
+        so speculation runs `lookahead_layers` expansions ahead: width x lookahead_layers
+        (the shared depth also while the query looks deeper alone: a lone query's M
+        does not grow with it).
         """
         traits = self.ctx.algorithm.traits
         width = traits.children_per_round
@@ -251,7 +253,7 @@ class Speculator:
         self._guessed: set[int] = set()
         if self.config.mcts_preexplore and isinstance(algorithm, LeafSelecting):
             self._preexplore(algorithm, tree, state)
-        for layer in range(self._depth()[0] + 1):
+        for layer in range(self._reach()[0] + 1):
             orders = algorithm.propose(tree, state)
             if not orders:
                 return
@@ -262,9 +264,12 @@ class Speculator:
                 return
             state = algorithm.observe(tree, state, new_ids)
 
-    def _depth(self) -> tuple[int, float]:
-        """Layers to look ahead and the cap per layer (in widths): deeper while the
-        budget holds no other query (`SpexConfig.solo_lookahead_layers`)."""
+    def _reach(self) -> tuple[int, float]:
+        """(layers to look ahead, cap per layer in widths): the solo setting while the
+        budget holds no other query (`SpexConfig.solo_lookahead_layers`), never less
+        than the shared one. Read at every lookahead, so a query that gains a
+        neighbour is back to the shared depth at its next one; its deeper claims are
+        worth the least (values halve per layer ahead) and are displaced first."""
         config, budget = self.config, self.ctx.dispatcher.budget
         if config.solo_lookahead_layers is None or budget is None or budget.active_queries > 1:
             return config.lookahead_layers, config.max_spec_per_layer
@@ -339,7 +344,7 @@ class Speculator:
         # still a guess: hedge by expanding those siblings too (after everything else).
         alternatives = self._alternatives(tree, ranked, placeholders)
         depth = tree.node(ranked[0].node_id).depth + 1
-        cap = math.floor(self._depth()[1] * self.budget_width() * self.throttle())
+        cap = math.floor(self._reach()[1] * self.budget_width() * self.throttle())
         live_at_depth = sum(1 for d in self.launched.values() if d == depth)
         room = cap - live_at_depth
         if room <= 0:

@@ -15,7 +15,7 @@ def _depth(config: SpexConfig, budget: BudgetController | None) -> tuple[int, fl
     stub: Any = SimpleNamespace(
         config=config, ctx=SimpleNamespace(dispatcher=SimpleNamespace(budget=budget))
     )
-    return Speculator._depth(stub)
+    return Speculator._reach(stub)
 
 
 def test_deeper_only_while_no_other_query_is_registered() -> None:
