@@ -65,6 +65,7 @@ class SearchContext:
                 tokens_per_request=self.config.step_max_tokens / 2,
                 awaiting_load_report=self.policy.capabilities.reports_load,
                 free_batch=self.policy.capabilities.free_batch,
+                policy_speculative_decoding=self.policy.capabilities.speculative_decoding,
             )
         extra = {} if self.clock is None else {"clock": self.clock}
         self.dispatcher = Dispatcher(

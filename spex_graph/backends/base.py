@@ -42,6 +42,9 @@ class BackendCapabilities:
             the budget keeps speculation below it. Token-level speculative decoding
             verifies several draft tokens per sequence per step and moves it down a
             lot (modern 8B on an H100: 640 plain, 26 with EAGLE-3). None = unknown.
+        speculative_decoding: the engine runs token-level speculative decoding
+            (EAGLE and the like): it generates a few times faster per sequence, so
+            the reward engine beside it is the bottleneck more often.
         can_promote: the backend has `promote(request_id, priority)` (`Promotable`),
             which raises a request still queued (client-side or on the engine).
         reports_load: the backend has `load()` (`LoadReporting`), an `EngineLoad`
@@ -57,6 +60,7 @@ class BackendCapabilities:
     max_concurrency: int = 1
     batch_cost: float | None = None
     free_batch: int | None = None
+    speculative_decoding: bool = False
     can_promote: bool = False
     reports_load: bool = False
     counts_aborted_tokens: bool = False

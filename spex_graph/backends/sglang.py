@@ -451,6 +451,8 @@ class SGLangBackend:
             return  # e.g. behind a router: keep the configured defaults
         version = info.get("version")
         self.server_version = str(version) if version is not None else None
+        if info.get("speculative_algorithm"):
+            self.capabilities = dataclasses.replace(self.capabilities, speculative_decoding=True)
         if not self._free_batch_given and info.get("speculative_algorithm"):
             drafts = info.get("speculative_num_draft_tokens")
             per_sequence = drafts if isinstance(drafts, int) and drafts > 0 else 8

@@ -476,6 +476,7 @@ class Speculator:
                             load.token_usage,
                             policy.capabilities.max_concurrency,
                             policy.capabilities.free_batch,
+                            policy.capabilities.speculative_decoding,
                         )
             except Exception:  # a load report is advice; never fail a query over it
                 budget.no_load_report()

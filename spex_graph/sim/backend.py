@@ -123,6 +123,7 @@ class SimBackend:
             max_concurrency=self.engine.profile.max_running_requests,
             batch_cost=batch_cost(self.engine.profile),
             free_batch=free_batch(self.engine.profile, self.engine.spec_decoding),
+            speculative_decoding=self.engine.spec_decoding is not None,
             can_promote=True,
             reports_load=True,
         )

@@ -152,6 +152,7 @@ async def test_sglang_with_speculative_decoding_reports_its_compute_knee(sglang:
     assert b.capabilities.free_batch is None
     await b.health()
     assert b.capabilities.free_batch == SD_VERIFY_KNEE_TOKENS // 8
+    assert b.capabilities.speculative_decoding and not plain.capabilities.speculative_decoding
     given = SGLangBackend(srv.url, free_batch=40)
     await given.health()
     assert given.capabilities.free_batch == 40  # the user's figure wins

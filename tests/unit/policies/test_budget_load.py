@@ -104,6 +104,22 @@ def test_speculative_scoring_waits_for_an_idle_reward_engine() -> None:
     assert reference.allow_speculative_score(0.0)
 
 
+def test_beside_an_sd_policy_engine_only_a_lone_query_scores_speculatively() -> None:
+    budget = BudgetController(tokens_per_request=10.0, fair=False)
+    budget.register("a", 4)
+    assert not budget.allow_speculative_score(0.0)  # the PRM is busy until shown otherwise
+    assert budget.allow_speculative_score(10.0)  # idle PRM, plain policy engine
+    budget.observe_load(
+        running=4, waiting=0, kv_usage=0.1, max_running=64, speculative_decoding=True
+    )
+    assert budget.policy_speculative_decoding  # learnt from the server after the start
+    assert budget.allow_speculative_score(10.0)  # alone: nobody else's scoring waits
+    budget.register("b", 4)
+    assert not budget.allow_speculative_score(10.0)
+    budget.unregister("b")
+    assert budget.allow_speculative_score(10.0)
+
+
 def test_busy_meter_is_a_time_weighted_fraction() -> None:
     meter = BusyMeter(tau=1.0, fraction=0.0)
     meter.change(+1, 0.0)
