@@ -395,7 +395,7 @@ class BudgetController:
         is the bottleneck, and a speculative pass there delays the other queries'
         primary scoring. On the simulator's modern stack at c=4 it made SPEX+SD
         slower than SD alone (ETS on the H200: p90 2.756 s vs 2.713 s); refused
-        there it is faster (2.585 s). On plain engines the same refusal cost a lot
+        there it is faster (2.583 s). On plain engines the same refusal cost a lot
         (modern/H200 REBASE c=4 1.36x -> 1.24x), so it is kept to SD engines.
         """
         self.tick(now)
