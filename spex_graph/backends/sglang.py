@@ -452,12 +452,14 @@ class SGLangBackend:
         version = info.get("version")
         self.server_version = str(version) if version is not None else None
         if info.get("speculative_algorithm"):
-            self.capabilities = dataclasses.replace(self.capabilities, speculative_decoding=True)
-        if not self._free_batch_given and info.get("speculative_algorithm"):
             drafts = info.get("speculative_num_draft_tokens")
             per_sequence = drafts if isinstance(drafts, int) and drafts > 0 else 8
             self.capabilities = dataclasses.replace(
-                self.capabilities, free_batch=max(1, SD_VERIFY_KNEE_TOKENS // per_sequence)
+                self.capabilities,
+                speculative_decoding=True,
+                free_batch=self.capabilities.free_batch
+                if self._free_batch_given
+                else max(1, SD_VERIFY_KNEE_TOKENS // per_sequence),
             )
         deterministic = info.get("enable_deterministic_inference")
         if deterministic is None:

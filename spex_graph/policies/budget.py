@@ -401,7 +401,7 @@ class BudgetController:
         self.tick(now)
         if not self.load_aware:
             return True
-        if self.policy_speculative_decoding and len(self._queries) > 1:
+        if self.policy_speculative_decoding and self.active_queries > 1:
             return False
         return (
             self.reward_waiting == 0

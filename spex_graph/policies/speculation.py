@@ -251,14 +251,15 @@ class Speculator:
         algorithm = self.ctx.algorithm
         placeholders: set[int] = set()
         self._guessed: set[int] = set()
+        layers, per_layer = self._reach()
         if self.config.mcts_preexplore and isinstance(algorithm, LeafSelecting):
-            self._preexplore(algorithm, tree, state)
-        for layer in range(self._reach()[0] + 1):
+            self._preexplore(algorithm, tree, state, per_layer)
+        for layer in range(layers + 1):
             orders = algorithm.propose(tree, state)
             if not orders:
                 return
             if layer > 0:
-                self._launch(tree, orders, placeholders)
+                self._launch(tree, orders, placeholders, per_layer)
             new_ids, produced = self._grow(tree, orders, placeholders)
             if not produced:
                 return
@@ -328,9 +329,14 @@ class Speculator:
         return 0.5
 
     def _launch(
-        self, tree: SearchTree, orders: Sequence[ExpandOrder], placeholders: set[int]
+        self,
+        tree: SearchTree,
+        orders: Sequence[ExpandOrder],
+        placeholders: set[int],
+        per_layer: float,
     ) -> None:
-        """Submit speculative requests for the predicted orders (hedged, capped, budgeted)."""
+        """Submit speculative requests for the predicted orders (hedged, budgeted, and
+        capped at `per_layer` widths at this depth)."""
         real = [o for o in orders if o.node_id not in placeholders]
         if not real:
             return
@@ -344,7 +350,7 @@ class Speculator:
         # still a guess: hedge by expanding those siblings too (after everything else).
         alternatives = self._alternatives(tree, ranked, placeholders)
         depth = tree.node(ranked[0].node_id).depth + 1
-        cap = math.floor(self._reach()[1] * self.budget_width() * self.throttle())
+        cap = math.floor(per_layer * self.budget_width() * self.throttle())
         live_at_depth = sum(1 for d in self.launched.values() if d == depth)
         room = cap - live_at_depth
         if room <= 0:
@@ -421,7 +427,9 @@ class Speculator:
                 out.append(ExpandOrder(sibling.id, order.n, order.until_end))
         return out
 
-    def _preexplore(self, selector: LeafSelecting, tree: SearchTree, state: SearchState) -> None:
+    def _preexplore(
+        self, selector: LeafSelecting, tree: SearchTree, state: SearchState, per_layer: float
+    ) -> None:
         """MCTS: speculatively expand the frontier nodes the next rollouts will likely pick,
         spreading picks with virtual visit counts (virtual loss)."""
         width = self.ctx.algorithm.width
@@ -439,7 +447,7 @@ class Speculator:
             if all(o.node_id != leaf for o in orders):
                 orders.append(ExpandOrder(leaf, width))
         if orders:
-            self._launch(tree, orders, set())
+            self._launch(tree, orders, set(), per_layer)
 
     def _poll_load(self) -> None:
         budget = self.ctx.dispatcher.budget
