@@ -14,15 +14,27 @@ message for real instead (`continue_final_message`, `add_generation_prompt=False
 
 Cancel drops the HTTP connection of every continuation; vLLM and llama.cpp
 abort a request whose client disconnected.
+
+Requests stream by default (`stream=True`: `"stream": true` with
+`stream_options.include_usage`), so a request whose results are dropped
+(cancelled, or a sibling failed) still says what it cost: `aborted_tokens()`
+sums the tokens streamed for it (one per logprob entry, else one per chunk that
+carries text; a usage report in a chunk overrides the count). Tokens generated
+after the last chunk the client read (in flight, or buffered, when the connection
+dropped) are not seen: the count is a lower bound. `stream=False` sends plain
+requests (for servers that cannot stream) and counts nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 from collections.abc import Coroutine
 from typing import Any
+
+import httpx
 
 from spex_graph.backends._common import (
     HttpService,
@@ -38,6 +50,7 @@ from spex_graph.backends._common import (
 from spex_graph.backends.base import BackendCapabilities, Completion, GenerationRequest
 from spex_graph.backends.gate import PriorityGate
 from spex_graph.errors import (
+    BackendRequestError,
     BackendUnavailableError,
     ConfigError,
     RequestCancelledError,
@@ -67,6 +80,77 @@ def _finish_kind(reason: Any) -> str:
     return "stop"
 
 
+class _StreamedAnswer:
+    """Streamed chunks merged into the shape of a non-streamed answer (first choice)."""
+
+    def __init__(self, *, chat: bool) -> None:
+        self.chat = chat
+        self.text: list[str] = []
+        self.finish_reason: Any = None
+        self.stop_reason: Any = None
+        self.usage: dict[str, Any] | None = None
+        self.tokens = 0
+        self.events = 0
+        self._counted = 0  # tokens counted from logprobs / text chunks
+        self._logprobs: dict[str, list[Any]] = {}
+        self._has_logprobs = False
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        """Merge one event."""
+        self.events += 1
+        choices = chunk.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        if isinstance(choice, dict):
+            self._add_choice(choice)
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = usage
+        reported = self.usage.get("completion_tokens") if self.usage else None
+        self.tokens = reported if isinstance(reported, int) else self._counted
+
+    def _add_choice(self, choice: dict[str, Any]) -> None:
+        if self.chat:
+            delta = choice.get("delta")
+            piece = delta.get("content") if isinstance(delta, dict) else None
+        else:
+            piece = choice.get("text")
+        piece = piece if isinstance(piece, str) else ""
+        self.text.append(piece)
+        counted = 0
+        logprobs = choice.get("logprobs")
+        if isinstance(logprobs, dict):
+            self._has_logprobs = True
+            fields = ("content",) if self.chat else ("tokens", "token_logprobs", "top_logprobs")
+            for name in fields:
+                values = logprobs.get(name)
+                if isinstance(values, list):
+                    self._logprobs.setdefault(name, []).extend(values)
+            first = logprobs.get(fields[0])
+            counted = len(first) if isinstance(first, list) else 0
+        elif piece:
+            counted = 1
+        self._counted += counted
+        if choice.get("finish_reason") is not None:
+            self.finish_reason = choice["finish_reason"]
+            self.stop_reason = choice.get("stop_reason", choice.get("matched_stop"))
+
+    def answer(self) -> dict[str, Any]:
+        """The merged answer, as the non-streamed endpoint would have sent it."""
+        text = "".join(self.text)
+        choice: dict[str, Any] = {"finish_reason": self.finish_reason}
+        if self.stop_reason is not None:
+            choice["stop_reason"] = self.stop_reason
+        if self.chat:
+            choice["message"] = {"role": "assistant", "content": text}
+        else:
+            choice["text"] = text
+        if self._has_logprobs:
+            choice["logprobs"] = dict(self._logprobs)
+        usage = dict(self.usage or {})
+        usage.setdefault("completion_tokens", self._counted)
+        return {"choices": [choice], "usage": usage}
+
+
 def _num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -93,6 +177,9 @@ class OpenAICompatBackend:
             (vLLM, llama.cpp): reported as `capabilities.can_abort`.
         extra_body: extra fields merged into every request body (server-specific
             options such as vLLM's `top_k` or `repetition_penalty`).
+        stream: stream every request, counting the tokens of dropped requests
+            (`aborted_tokens`, `capabilities.counts_aborted_tokens`); False for a
+            server that cannot stream.
         name: backend name in traces.
     """
 
@@ -114,6 +201,7 @@ class OpenAICompatBackend:
         send_seed: bool = True,
         abort_on_disconnect: bool = True,
         extra_body: dict[str, Any] | None = None,
+        stream: bool = True,
         name: str = "openai-compat",
     ) -> None:
         if not model:
@@ -130,6 +218,7 @@ class OpenAICompatBackend:
         self.continue_instruction = continue_instruction
         self.send_seed = send_seed
         self.extra_body = dict(extra_body or {})
+        self.stream = stream
         self._http = HttpService(
             "OpenAI-compatible server",
             url,
@@ -146,10 +235,12 @@ class OpenAICompatBackend:
             shares_prefix_cache=True,
             max_concurrency=max_concurrency,
             can_promote=True,
+            counts_aborted_tokens=stream,
         )
         self._max_concurrency = max_concurrency
         self._slots: PriorityGate | None = None
         self._inflight: dict[str, Inflight] = {}
+        self._aborted_tokens = 0
 
     @property
     def base_url(self) -> str:
@@ -164,8 +255,9 @@ class OpenAICompatBackend:
         if request.n == 0:
             return []
         state = begin_request(self._inflight, request, self.base_url)
+        generated: dict[int, int] = {}  # continuation -> tokens streamed (or finished)
         coros: list[Coroutine[Any, Any, Completion]] = [
-            self._one(request, i, state) for i in range(request.n)
+            self._one(request, i, state, generated) for i in range(request.n)
         ]
         try:
             return await run_children(
@@ -174,8 +266,17 @@ class OpenAICompatBackend:
                 on_abandon=self._abandon,
                 cancelled_error=lambda: self._cancelled(request.request_id),
             )
+        except BaseException:  # cancelled or failed: every token generated is dropped
+            if self.stream:
+                self._aborted_tokens += sum(generated.values())
+            raise
         finally:
             self._inflight.pop(request.request_id, None)
+
+    async def aborted_tokens(self) -> int:
+        """Tokens the server streamed for requests whose results were dropped (cancelled,
+        or a sibling failed): a lower bound (see the module doc); 0 with stream=False."""
+        return self._aborted_tokens
 
     def _cancelled(self, request_id: str) -> RequestCancelledError:
         return RequestCancelledError(
@@ -196,21 +297,93 @@ class OpenAICompatBackend:
         """Raise a request still waiting for a client slot to `priority`."""
         self._slots_sem().promote(request_id, priority)
 
-    async def _one(self, request: GenerationRequest, i: int, state: Inflight) -> Completion:
+    async def _one(
+        self, request: GenerationRequest, i: int, state: Inflight, generated: dict[int, int]
+    ) -> Completion:
         path = "/v1/chat/completions" if self.chat else "/v1/completions"
         body = self._chat_body(request, i) if self.chat else self._completion_body(request, i)
+        headers = {"X-Request-Id": state.rids[i]}
         async with self._slots_sem().slot(request.priority, request.request_id):
             if state.cancelled:
                 raise self._cancelled(request.request_id)
             try:
-                data = await self._http.request_json(
-                    "POST", path, json_body=body, headers={"X-Request-Id": state.rids[i]}
-                )
+                if self.stream:
+                    data = await self._streamed(path, body, headers, generated, i)
+                else:
+                    data = await self._http.request_json(
+                        "POST", path, json_body=body, headers=headers
+                    )
             except SpexError as exc:
                 if state.cancelled:
                     raise self._cancelled(request.request_id) from exc
                 raise
-        return self._parse(data, request, path, state)
+        completion = self._parse(data, request, path, state)
+        generated[i] = max(generated.get(i, 0), completion.completion_tokens)
+        return completion
+
+    async def _streamed(
+        self,
+        path: str,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        generated: dict[int, int],
+        i: int,
+    ) -> dict[str, Any]:
+        """POST `body` as a stream; return the answer in the non-streamed shape, keeping
+        `generated[i]` at the tokens streamed so far (see the module doc)."""
+        body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        merged = _StreamedAnswer(chat=self.chat)
+        try:
+            async with self._http.client().stream(
+                "POST", path, json=body, headers=headers
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise self._stream_refused(response, path)
+                if "json" in response.headers.get("content-type", ""):
+                    await response.aread()  # a server that ignored "stream": one answer
+                    answer: dict[str, Any] = self._http.parse_json(response, path)
+                    return answer
+                other: list[str] = []  # lines that are not events (an HTML page, ...)
+                async for line in response.aiter_lines():
+                    payload = line[5:].strip() if line.startswith("data:") else ""
+                    if not payload:
+                        if line.strip() and len(other) < 5:
+                            other.append(line.strip())
+                        continue
+                    if payload == "[DONE]":
+                        break
+                    try:
+                        chunk = json.loads(payload)
+                    except ValueError:
+                        raise self._http.malformed(path, "JSON events in its stream") from None
+                    if not isinstance(chunk, dict):
+                        raise self._http.malformed(path, "JSON objects in its stream")
+                    if chunk.get("error"):
+                        raise BackendRequestError(
+                            f"{self.base_url} failed on {path} mid-stream "
+                            f"({one_line(str(chunk['error']), 120)}); check the server log"
+                        )
+                    merged.add(chunk)
+                    generated[i] = merged.tokens
+        except httpx.HTTPError as exc:
+            raise self._http.transport_error(exc, path) from exc
+        if not merged.events:
+            raise BackendRequestError(
+                f"{self._http.kind} at {self.base_url} answered {path} with non-JSON "
+                f"({one_line(' '.join(other), 60)!r}); check that the URL points at an "
+                "OpenAI-compatible server"
+            )
+        return merged.answer()
+
+    def _stream_refused(self, response: httpx.Response, path: str) -> SpexError:
+        error = self._http.status_error(response, path)
+        if response.status_code in (400, 422) and "stream" in response.text.lower():
+            return BackendRequestError(
+                f"{error} (the server refused a streamed request; pass stream=False to "
+                "OpenAICompatBackend)"
+            )
+        return error
 
     def _common_body(self, request: GenerationRequest, i: int) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -8,17 +8,27 @@
   `stop_reason` = the matched stop string (vLLM).
 - `POST /v1/chat/completions`: `messages`, `logprobs` (bool) + `top_logprobs`,
   `continue_final_message` / `add_generation_prompt` (vLLM extensions).
+- `stream: true` (both endpoints): server-sent events `data: {json}\n\n`, one chunk
+  per token (completions: `text` + `logprobs`; chat: `delta.content` + `logprobs.content`),
+  a final chunk with `finish_reason`, a usage chunk (`choices: []`) when
+  `stream_options.include_usage`, then `data: [DONE]` (vLLM's shape).
 - Generation is token by token (`token_delay` s each); when the client closes the
   connection, the request stops and its `X-Request-Id` goes to `aborted`.
+  `generated[rid]` counts the tokens generated for each request so far.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from backends.fake_http import FakeServer, FakeTokenizer, Handler, earliest_stop, step
+
+Emit = Callable[[str, float, list[tuple[str, float]]], None]
+"""Streams one generated token: (token, logprob, top alternatives)."""
 
 
 class FakeOpenAIServer(FakeServer):
@@ -38,6 +48,7 @@ class FakeOpenAIServer(FakeServer):
         self.completed: list[str] = []
         self.bodies: list[tuple[str, dict[str, Any]]] = []
         self.headers_seen: list[dict[str, str]] = []
+        self.generated: dict[str, int] = {}
         self.routes[("GET", "/v1/models")] = self._models
         self.routes[("GET", "/health")] = lambda h, _b: h.send_raw(200, b"")
         self.routes[("POST", "/v1/completions")] = self._completions
@@ -70,9 +81,15 @@ class FakeOpenAIServer(FakeServer):
         return True
 
     def _run(
-        self, h: Handler, prompt: str, body: dict[str, Any], top_k: int
+        self,
+        h: Handler,
+        prompt: str,
+        body: dict[str, Any],
+        top_k: int,
+        emit: Emit | None = None,
     ) -> dict[str, Any] | None:
-        """Generate one choice; None if the client disconnected."""
+        """Generate one choice; None if the client disconnected. `emit(token, logprob,
+        top)` streams each token as it is generated."""
         rid = h.headers.get("X-Request-Id") or uuid.uuid4().hex
         max_tokens = int(body.get("max_tokens") or 16)
         stops = body.get("stop") or []
@@ -93,11 +110,18 @@ class FakeOpenAIServer(FakeServer):
             s = step(prompt, "".join(tokens), pos, seed, temperature, top_p)
             lps.append(s.logprob)
             tops.append(s.top[:top_k])
+            self.generated[rid] = pos + 1
             if s.token == "</s>":
                 tokens.append("")
                 finish = "stop"
                 break
             tokens.append(s.token)
+            if emit is not None:
+                try:
+                    emit(s.token, s.logprob, s.top[:top_k])
+                except OSError:  # the client closed the connection mid-stream
+                    self.aborted.append(rid)
+                    return None
             hit = earliest_stop("".join(tokens), stops)
             if hit is not None:
                 text = "".join(tokens)[: hit[0]]
@@ -132,6 +156,9 @@ class FakeOpenAIServer(FakeServer):
             self._error(h, 400, "prompt must be a string")
             return
         k = body.get("logprobs")
+        if body.get("stream"):
+            self._stream_completion(h, prompt, body, k)
+            return
         out = self._run(h, prompt, body, int(k or 0))
         if out is None:
             h.close_connection = True
@@ -178,6 +205,9 @@ class FakeOpenAIServer(FakeServer):
         prompt = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
         prompt = prompt[:-1] if cont else prompt + "assistant:"
         top_k = int(body.get("top_logprobs") or 0)
+        if body.get("stream"):
+            self._stream_chat(h, prompt, body, top_k)
+            return
         out = self._run(h, prompt, body, top_k)
         if out is None:
             h.close_connection = True
@@ -217,3 +247,73 @@ class FakeOpenAIServer(FakeServer):
                 "usage": self._usage(out),
             },
         )
+
+    # ------------------------------------------------------------------ streaming
+
+    def _event(self, h: Handler, event: Any) -> None:
+        data = event if isinstance(event, str) else json.dumps(event)
+        h.wfile.write(f"data: {data}\n\n".encode())
+        h.wfile.flush()
+
+    def _stream(
+        self,
+        h: Handler,
+        prompt: str,
+        body: dict[str, Any],
+        top_k: int,
+        choice_of: Callable[[str, float, list[tuple[str, float]]], dict[str, Any]],
+        final: dict[str, Any],
+    ) -> None:
+        """Stream one choice: a chunk per token (`choice_of(token, logprob, top)`),
+        then `final` with the finish reason, the usage chunk and `[DONE]`."""
+        kind = "chat.completion.chunk" if "delta" in final else "text_completion"
+        h.send_response(200)
+        h.send_header("Content-Type", "text/event-stream")
+        h.send_header("Connection", "close")
+        h.end_headers()
+        h.close_connection = True
+
+        def emit(token: str, lp: float, top: list[tuple[str, float]]) -> None:
+            self._event(h, {"object": kind, "choices": [choice_of(token, lp, top)]})
+
+        try:
+            out = self._run(h, prompt, body, top_k, emit)
+            if out is None:
+                return
+            last = {**final, "finish_reason": out["finish_reason"]}
+            last["stop_reason"] = out["stop_reason"]
+            self._event(h, {"object": kind, "choices": [last], "usage": None})
+            if (body.get("stream_options") or {}).get("include_usage"):
+                self._event(h, {"object": kind, "choices": [], "usage": self._usage(out)})
+            self._event(h, "[DONE]")
+        except OSError:  # the client closed the connection
+            return
+
+    def _stream_completion(self, h: Handler, prompt: str, body: dict[str, Any], k: Any) -> None:
+        def choice(token: str, lp: float, top: list[tuple[str, float]]) -> dict[str, Any]:
+            logprobs = None
+            if k is not None:
+                logprobs = {
+                    "tokens": [token],
+                    "token_logprobs": [lp],
+                    "top_logprobs": [dict(top)] if k else None,
+                }
+            return {"index": 0, "text": token, "logprobs": logprobs, "finish_reason": None}
+
+        final = {"index": 0, "text": "", "logprobs": None}
+        self._stream(h, prompt, body, int(k or 0), choice, final)
+
+    def _stream_chat(self, h: Handler, prompt: str, body: dict[str, Any], top_k: int) -> None:
+        def choice(token: str, lp: float, top: list[tuple[str, float]]) -> dict[str, Any]:
+            logprobs = None
+            if body.get("logprobs"):
+                entry = {
+                    "token": token,
+                    "logprob": lp,
+                    "top_logprobs": [{"token": t, "logprob": v} for t, v in top],
+                }
+                logprobs = {"content": [entry]}
+            return {"index": 0, "delta": {"content": token}, "logprobs": logprobs}
+
+        final = {"index": 0, "delta": {}, "logprobs": None}
+        self._stream(h, prompt, body, top_k, choice, final)

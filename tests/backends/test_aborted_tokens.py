@@ -1,18 +1,21 @@
 """Tokens the engine generated for requests whose results were dropped (`AbortAccounting`).
 
 SGLang reads them from the abort answer (`meta_info.completion_tokens`), the embedded
-engine from the streamed `tokens_predicted`; both over HTTP against fake servers that
-speak the real protocols.
+engine from the streamed `tokens_predicted`, OpenAI-compatible servers from the
+streamed chunks; all over HTTP against fake servers that speak the real protocols
+(the real llama-server's OpenAI API: tests/backends/test_embedded.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from backends.fake_llama_server import FakeLlamaServer
+from backends.fake_openai_server import FakeOpenAIServer
 from backends.fake_sglang_server import FakeSGLangServer
 
 from spex_graph.backends.base import AbortAccounting, GenerationRequest
@@ -59,9 +62,11 @@ def test_capabilities_say_who_counts() -> None:
     sglang = SGLangBackend("http://127.0.0.1:1")
     embedded = EmbeddedBackend("0.5b")
     openai = OpenAICompatBackend("http://127.0.0.1:1", "m")
+    plain = OpenAICompatBackend("http://127.0.0.1:1", "m", stream=False)
     assert isinstance(sglang, AbortAccounting) and abort_accounting(sglang) is sglang
     assert isinstance(embedded, AbortAccounting) and abort_accounting(embedded) is embedded
-    assert abort_accounting(openai) is None  # drops the connection: no count comes back
+    assert abort_accounting(openai) is openai  # streams: counts what it saw
+    assert abort_accounting(plain) is None  # drops the connection: no count comes back
 
 
 async def test_sglang_counts_the_abort_answers_tokens(sglang: FakeSGLangServer) -> None:
@@ -168,3 +173,85 @@ async def test_embedded_delivered_completions_are_not_aborted_tokens(llama: Any)
     completions = await b.generate(req("ok", seeds=(1, 2), max_tokens=4))
     assert [c.completion_tokens for c in completions] == [4, 4]
     assert await b.aborted_tokens() == 0
+
+
+# --------------------------------------------------------------------------- OpenAI-compatible
+
+
+@pytest.fixture
+def openai() -> Iterator[FakeOpenAIServer]:
+    server = FakeOpenAIServer(token_delay=0.01).start()
+    yield server  # type: ignore[misc]
+    server.stop()
+
+
+def generated(server: FakeOpenAIServer, request_id: str) -> int:
+    """What the server generated for every continuation of `request_id`."""
+    return sum(n for rid, n in server.generated.items() if rid.startswith(request_id))
+
+
+@pytest.mark.parametrize("chat", [False, True])
+async def test_openai_counts_the_streamed_tokens_of_a_cancelled_request(
+    openai: FakeOpenAIServer, chat: bool
+) -> None:
+    b = OpenAICompatBackend(openai.url, "fake-model", chat=chat)
+    task = asyncio.create_task(b.generate(req("kill", seeds=(1, 2, 3))))
+    for _ in range(300):  # until every continuation has streamed a while
+        if len(openai.generated) == 3 and min(openai.generated.values()) >= 5:
+            break
+        await asyncio.sleep(0.01)
+    await b.cancel("kill")
+    with pytest.raises(RequestCancelledError):
+        await asyncio.wait_for(task, 2.0)
+    counted = await b.aborted_tokens()
+    await asyncio.sleep(0.1)  # the server notices the closed connections
+    assert sorted(openai.aborted) == ["kill-0000", "kill-0001", "kill-0002"]
+    # a lower bound: a token each may be generated after its last chunk arrived
+    assert generated(openai, "kill") - 3 <= counted <= generated(openai, "kill")
+    assert counted >= 12  # each had generated >= 5, a token each may be in flight
+    await b.aclose()
+
+
+@pytest.mark.parametrize("chat", [False, True])
+async def test_openai_streamed_answers_equal_plain_ones(
+    openai: FakeOpenAIServer, chat: bool
+) -> None:
+    """Streaming changes nothing the caller sees: text, finish, counts and logprobs."""
+    request = GenerationRequest(
+        prompt=PROMPT,
+        seeds=(4, 5),
+        request_id="same",
+        max_tokens=12,
+        stop=("w3",),
+        logprobs=True,
+        top_logprobs=2,
+    )
+    streamed = OpenAICompatBackend(openai.url, "fake-model", chat=chat)
+    plain = OpenAICompatBackend(openai.url, "fake-model", chat=chat, stream=False)
+    a = await streamed.generate(request)
+    b = await plain.generate(dataclasses.replace(request, request_id="same2"))
+    assert [c.text for c in a] == [c.text for c in b]
+    assert [c.finish_reason for c in a] == [c.finish_reason for c in b]
+    assert [c.completion_tokens for c in a] == [c.completion_tokens for c in b]
+    assert [c.prompt_tokens for c in a] == [c.prompt_tokens for c in b]
+    assert [c.token_logprobs for c in a] == [c.token_logprobs for c in b]
+    assert [c.top_logprobs for c in a] == [c.top_logprobs for c in b]
+    assert all(c.token_logprobs for c in a)
+    assert await streamed.aborted_tokens() == 0  # delivered, not dropped
+    bodies = [body for _, body in openai.bodies]
+    assert bodies[0]["stream"] is True and bodies[0]["stream_options"] == {"include_usage": True}
+    assert "stream" not in bodies[-1]
+    await streamed.aclose()
+    await plain.aclose()
+
+
+async def test_openai_abandoned_request_is_counted(openai: FakeOpenAIServer) -> None:
+    """A caller that times out (no `cancel`) drops the stream; its tokens still count."""
+    b = OpenAICompatBackend(openai.url, "fake-model")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(b.generate(req("slow")), 0.3)
+    counted = await b.aborted_tokens()
+    await asyncio.sleep(0.1)
+    assert "slow-0000" in openai.aborted
+    assert 0 < counted <= generated(openai, "slow")
+    await b.aclose()

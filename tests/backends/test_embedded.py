@@ -26,6 +26,7 @@ from spex_graph.backends.embedded.backend import engine_seed, seed_runs
 from spex_graph.backends.embedded.bench import BenchResult, format_report
 from spex_graph.backends.embedded.models import MODELS, ModelSpec, find_parts, get_spec
 from spex_graph.backends.embedded.server import pick_free_port
+from spex_graph.backends.openai_compat import OpenAICompatBackend
 from spex_graph.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -189,6 +190,26 @@ def _long(rid: str, seed: int) -> GenerationRequest:
     return GenerationRequest(prompt=LONG_PROMPT, seeds=(seed,), request_id=rid, max_tokens=2000)
 
 
+async def _decoding(client: httpx.AsyncClient, slots_url: str, tokens: int) -> None:
+    """Wait until llama-server's busy slot has decoded `tokens` tokens."""
+    for _ in range(300):
+        busy = [s for s in (await client.get(slots_url)).json() if s.get("is_processing")]
+        if busy and busy[0]["next_token"][0]["n_decoded"] >= tokens:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail("llama-server decoded nothing in 15 s")
+
+
+async def _slots_free(client: httpx.AsyncClient, slots_url: str) -> None:
+    """Wait until no llama-server slot is processing (a cancelled request was stopped)."""
+    for _ in range(100):
+        slots = (await client.get(slots_url)).json()
+        if not any(slot.get("is_processing") for slot in slots):
+            return
+        await asyncio.sleep(0.1)
+    pytest.fail("llama-server still processes the cancelled request")
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def real() -> AsyncIterator[EmbeddedBackend]:
     """One 0.5B engine with 4 slots for the whole module."""
@@ -242,31 +263,47 @@ class TestRealEngine:
         assert real.server is not None
         slots_url = f"{real.server.base_url}/slots"
         async with httpx.AsyncClient() as client:
-            for _ in range(300):  # until the engine has decoded a few tokens
-                busy = [s for s in (await client.get(slots_url)).json() if s.get("is_processing")]
-                if busy and busy[0]["next_token"][0]["n_decoded"] >= 5:
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                pytest.fail("llama-server decoded nothing in 15 s")
+            await _decoding(client, slots_url, 5)
             assert not task.done()
             start = time.monotonic()
             await real.cancel("long")
             with pytest.raises(RequestCancelledError):
                 await task
             assert time.monotonic() - start < 3.0
-            for _ in range(100):  # the engine freed the slot, not just us
-                slots = (await client.get(slots_url)).json()
-                if not any(slot.get("is_processing") for slot in slots):
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                pytest.fail("llama-server still processes the cancelled request")
+            await _slots_free(client, slots_url)  # the engine freed the slot, not just us
         # the streamed tokens_predicted of the dropped request count as aborted work (the
         # engine had decoded >= 5 when it was cancelled; events may trail by a token)
         assert 0 < await real.aborted_tokens() - aborted_before <= 2000
         [c] = await asyncio.wait_for(real.generate(_req("after", (6,), max_tokens=8)), 30)
         assert c.completion_tokens > 0
+
+    async def test_openai_api_streams_and_counts_a_cancelled_request(
+        self, real: EmbeddedBackend
+    ) -> None:
+        """`OpenAICompatBackend` on llama-server's own OpenAI API (`/v1/completions`,
+        streamed): answers, and the tokens of a request cancelled mid-stream count."""
+        url = await real.base_url()
+        probe = OpenAICompatBackend(url, "probe")
+        model = (await probe.served_models())[0]
+        await probe.aclose()
+        b = OpenAICompatBackend(url, model)
+        await b.health()
+        [c] = await b.generate(_req("oa-gen", (1,), max_tokens=16, stop=("\n\n",)))
+        assert c.text.strip() and 0 < c.completion_tokens <= 16
+        assert c.prompt_tokens > 10  # the usage chunk arrived
+        assert await b.aborted_tokens() == 0
+        task = asyncio.ensure_future(b.generate(_long("oa-long", 5)))
+        assert real.server is not None
+        slots_url = f"{real.server.base_url}/slots"
+        async with httpx.AsyncClient() as client:
+            await _decoding(client, slots_url, 8)
+            await asyncio.sleep(0.2)  # the chunks reach the client
+            await b.cancel("oa-long")
+            with pytest.raises(RequestCancelledError):
+                await task
+            await _slots_free(client, slots_url)  # the disconnect aborted it
+        assert 0 < await b.aborted_tokens() <= 2000
+        await b.aclose()
 
     async def test_engine_death_fails_in_flight_and_restarts(self, real: EmbeddedBackend) -> None:
         assert real.server is not None

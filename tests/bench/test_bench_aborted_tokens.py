@@ -11,7 +11,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+from backends.fake_openai_server import FakeOpenAIServer
 from backends.fake_sglang_server import FakeSGLangServer
 
 from spex_graph.bench.report import build_report, format_table
@@ -20,26 +22,30 @@ from spex_graph.bench.runner import BenchSpec, ModeRun
 SPEX = Path(sys.executable).with_name("spex")
 
 
+def _bench(tmp_path: Path, *backend: str) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """`spex bench` (baseline and spec-only, 2 queries) as a subprocess; its results."""
+    out = tmp_path / "out.json"
+    # fmt: off
+    done = subprocess.run(
+        [
+            str(SPEX), "bench", *backend, "--queries", "2", "--width", "4",
+            "--modes", "baseline,spec-only", "--step-max-tokens", "24", "--json", str(out),
+        ],
+        capture_output=True, text=True, timeout=300,
+    )
+    # fmt: on
+    assert done.returncode == 0, done.stderr
+    return done, json.loads(out.read_text())["results"]
+
+
 def test_sglang_bench_reports_aborted_tokens_and_accounts_for_every_token(
     tmp_path: Path,
 ) -> None:
     server = FakeSGLangServer(token_delay=0.0005).start()
-    out = tmp_path / "out.json"
     try:
-        # fmt: off
-        done = subprocess.run(
-            [
-                str(SPEX), "bench", "--backend", "sglang", "--backend-url", server.url,
-                "--queries", "2", "--width", "4", "--modes", "baseline,spec-only",
-                "--step-max-tokens", "24", "--json", str(out),
-            ],
-            capture_output=True, text=True, timeout=300,
-        )
-        # fmt: on
+        done, results = _bench(tmp_path, "--backend", "sglang", "--backend-url", server.url)
     finally:
         server.stop()
-    assert done.returncode == 0, done.stderr
-    results = json.loads(out.read_text())["results"]
     # spec-only: speculation without a budget, so that some of it is always dropped
     # midway (the budget may find no room on the fake engine)
     base, spex = results["baseline"], results["spec-only"]
@@ -49,6 +55,26 @@ def test_sglang_bench_reports_aborted_tokens_and_accounts_for_every_token(
     # every token the engine generated is in some mode's count, aborted ones included
     assert base["engine_tokens"] + spex["engine_tokens"] == sum(server.completion_tokens.values())
     # exact mode, no early termination: the used work is the baseline's, the rest is waste
+    assert spex["same_answers_as_baseline"] == 1.0
+    assert spex["tokens_speculative_wasted"] == spex["engine_tokens"] - base["engine_tokens"]
+    assert "does not report the tokens of requests aborted" not in done.stdout
+
+
+def test_openai_bench_counts_the_streamed_tokens_of_aborted_requests(tmp_path: Path) -> None:
+    """The OpenAI-compatible backend streams: a dropped request's tokens count as waste
+    (a lower bound: chunks still in flight when the connection dropped are not seen)."""
+    server = FakeOpenAIServer(token_delay=0.002).start()
+    try:
+        backend = ("--backend", "openai", "--backend-url", server.url, "--model", "fake-model")
+        done, results = _bench(tmp_path, *backend)
+    finally:
+        server.stop()
+    base, spex = results["baseline"], results["spec-only"]
+    assert base["tokens_aborted"] == 0 and base["engine_tokens"] == base["tokens_primary"]
+    assert server.aborted, "the fake server aborted nothing"
+    assert spex["tokens_aborted"] > 0
+    counted = base["engine_tokens"] + spex["engine_tokens"]
+    assert 0.8 * sum(server.generated.values()) <= counted <= sum(server.generated.values())
     assert spex["same_answers_as_baseline"] == 1.0
     assert spex["tokens_speculative_wasted"] == spex["engine_tokens"] - base["engine_tokens"]
     assert "does not report the tokens of requests aborted" not in done.stdout

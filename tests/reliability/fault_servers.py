@@ -29,7 +29,7 @@ import uuid
 from typing import Any
 
 from backends.fake_http import Handler
-from backends.fake_openai_server import FakeOpenAIServer
+from backends.fake_openai_server import Emit, FakeOpenAIServer
 from backends.fake_sglang_server import FakeSGLangServer, _Req
 
 from spex_graph.backends.base import GenerationRequest
@@ -199,7 +199,7 @@ class FaultyOpenAIServer(FakeOpenAIServer):
         self._completions(h, body)
 
     def _run(
-        self, h: Handler, prompt: str, body: dict[str, Any], top_k: int
+        self, h: Handler, prompt: str, body: dict[str, Any], top_k: int, emit: Emit | None = None
     ) -> dict[str, Any] | None:
         rid = h.headers.get("X-Request-Id") or uuid.uuid4().hex
         stops = body.get("stop") or []
@@ -212,12 +212,15 @@ class FaultyOpenAIServer(FakeOpenAIServer):
         elif forced == "long":
             text = LONG_TEXT
         tokens = text.split(" ") if text else [""]
-        for _ in range(min(len(tokens), 64)):
-            if self.closing.wait(self.token_delay):
+        pieces = [t if i == 0 else " " + t for i, t in enumerate(tokens)]
+        for i in range(len(tokens)):
+            if i < 64 and self.closing.wait(self.token_delay):
                 return None
-            if h.client_gone():
+            if i < 64 and h.client_gone():
                 self.aborted.append(rid)
                 return None
+            if emit is not None and pieces[i]:
+                emit(pieces[i], -0.1, [])
         self.completed.append(rid)
         return {
             "text": text,
