@@ -131,7 +131,18 @@ class BudgetController:
         policy_speculative_decoding: the policy engine runs token-level speculative
             decoding (`BackendCapabilities.speculative_decoding`): speculative scoring
             then runs only for a query alone in the budget (see
-            `allow_speculative_score`).
+            `allow_speculative_score`), and `sd_reward_floor` applies.
+        sd_reward_floor: beside such an engine, with other queries in the budget, M
+            is 0 while the reward scale is below this (the PRM more than ~80% busy
+            with primary scoring). SD already shortens generation, so the part of the
+            critical path speculation hides is small, and while the PRM is the
+            bottleneck the extra sequences cost the other queries more than that:
+            without the floor SPEX+SD trailed SD alone in three cells (artifact
+            best-first c=4, H200 mean 8.447 s vs 8.434 s; H100 p90 14.600 s vs
+            14.599 s; artifact/H100 MCTS c=16 p90 28.851 s vs 28.849 s); with it they
+            equal SD alone. It costs gains elsewhere (artifact/H200 c=4 REBASE
+            4.05 s -> 4.17 s, SD alone 4.27 s). On plain engines a floor (0.3)
+            broke a p90, so it is kept to SD engines.
     """
 
     factor: float = 1.5
@@ -149,6 +160,7 @@ class BudgetController:
     late_start_limit: float = 0.7
     batch_room: float = math.inf
     policy_speculative_decoding: bool = False
+    sd_reward_floor: float = 0.25
     _room_seen_at: float | None = None  # the clock at the latest load report
     _queries: dict[str, _QueryShare] = field(default_factory=dict)
     _best_latency: float = math.inf
@@ -219,7 +231,14 @@ class BudgetController:
         widths = sum(q.width for q in self._queries.values())
         by_queue = 1.0 - self.reward_queue / max(1.0, float(widths))
         by_kv = (0.8 - self.reward_kv) / 0.2
-        return max(0.0, min(1.0, by_busy, by_queue, by_kv))
+        scale = max(0.0, min(1.0, by_busy, by_queue, by_kv))
+        if (
+            self.policy_speculative_decoding
+            and self.active_queries > 1
+            and scale < self.sd_reward_floor
+        ):
+            return 0.0  # see `sd_reward_floor`
+        return scale
 
     def free(self) -> float:
         """Tokens a new speculative grant may use now (never negative)."""

@@ -1,6 +1,7 @@
 """SPEX on an engine with token-level speculative decoding is never slower than
 speculative decoding alone: past the engine's (much smaller) compute knee the budget
-stops speculating, and beside other queries speculative scoring waits."""
+stops speculating, beside other queries speculative scoring waits, and while the PRM
+is the bottleneck speculation stops (`BudgetController.sd_reward_floor`)."""
 
 from __future__ import annotations
 
@@ -18,15 +19,17 @@ def test_speculative_decoding_moves_the_compute_knee_down() -> None:
     assert 1 < with_sd < 64
 
 
-def _assert_spex_sd_no_slower(algorithm: str, width: int, concurrency: int, gpu: str) -> None:
-    """16 queries on the modern preset: SPEX+SD's mean and p90 <= SD alone's."""
+def _assert_spex_sd_no_slower(
+    algorithm: str, width: int, concurrency: int, gpu: str, preset: str = "modern"
+) -> None:
+    """16 queries: SPEX+SD's mean and p90 <= SD alone's."""
     spec = BenchSpec(
         algorithm=algorithm,
         width=width,
         queries=16,
         concurrency=concurrency,
         modes="baseline+sd,spex+sd",
-        preset="modern",
+        preset=preset,
         gpu=gpu,
         spec_decoding="eagle3",
     )
@@ -48,3 +51,9 @@ def test_beside_other_queries_speculative_scoring_waits_on_an_sd_engine() -> Non
     # and speculative scoring there delayed other queries' primary scoring: SPEX+SD's
     # p90 was 2.756 s against SD alone's 2.713 s (README results matrix, ext c=4)
     _assert_spex_sd_no_slower("ets", 16, 4, "h200")
+
+
+def test_sd_engine_beside_a_busy_prm_does_not_speculate_for_shared_queries() -> None:
+    # artifact H200 (34B PRM), best-first w8 at 4 concurrent queries: the PRM is ~85%
+    # busy and SPEX+SD's mean was 8.447 s against SD alone's 8.434 s
+    _assert_spex_sd_no_slower("bestfirst", 8, 4, "h200", preset="artifact")

@@ -120,6 +120,25 @@ def test_beside_an_sd_policy_engine_only_a_lone_query_scores_speculatively() -> 
     assert budget.allow_speculative_score(10.0)
 
 
+def test_beside_an_sd_policy_engine_a_busy_prm_stops_shared_speculation() -> None:
+    budget = BudgetController(tokens_per_request=10.0, fair=False)
+    budget.register("a", 4)
+    # the PRM busy 85% of the time (primary scoring), measured over a long window
+    budget.reward_meter = BusyMeter(tau=1e9, in_flight=1, fraction=0.85, _since=0.0)
+    assert budget.reward_scale == pytest.approx(0.125)  # 1 - (0.85 - 0.5) / 0.4
+    budget.observe_load(
+        running=4, waiting=0, kv_usage=0.1, max_running=64, speculative_decoding=True
+    )
+    assert budget.reward_scale == pytest.approx(0.125)  # alone: nobody else to slow
+    budget.register("b", 4)
+    assert budget.reward_scale == 0.0 and budget.capacity == 0.0
+    budget.reward_meter.fraction = 0.55  # a mostly idle PRM: speculation again
+    assert budget.reward_scale == pytest.approx(0.875)
+    budget.reward_meter.fraction = 0.85
+    budget.policy_speculative_decoding = False  # a plain engine keeps its share
+    assert budget.reward_scale == pytest.approx(0.125)
+
+
 def test_busy_meter_is_a_time_weighted_fraction() -> None:
     meter = BusyMeter(tau=1.0, fraction=0.0)
     meter.change(+1, 0.0)
