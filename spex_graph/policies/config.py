@@ -34,7 +34,8 @@ class SpexConfig(BaseModel):
             (as in the SPEX reference artifact): more votes for free, different answers.
         lookahead_layers: how many layers beyond the real frontier to speculate (L).
         spec_width_factor: speculate this many times the predicted children
-            (hedges against mispredictions; the paper uses 1.2).
+            (hedges against mispredictions; the paper uses 1.2). A selection
+            predicted from rewards that are all in is exact, so it is not hedged.
         max_spec_per_layer: cap on speculative children per layer, as a multiple
             of the search width.
         solo_lookahead_layers, solo_max_spec_per_layer: the lookahead and the cap

@@ -254,15 +254,19 @@ class Speculator:
         layers, per_layer = self._reach()
         if self.config.mcts_preexplore and isinstance(algorithm, LeafSelecting):
             self._preexplore(algorithm, tree, state, per_layer)
+        known = False  # every reward deciding the next real selection is in
         for layer in range(layers + 1):
             orders = algorithm.propose(tree, state)
             if not orders:
                 return
             if layer > 0:
-                self._launch(tree, orders, placeholders, per_layer)
+                # A selection made on known rewards is the one the real search is about
+                # to make: it joins these requests at once, and hedges are pure waste.
+                self._launch(tree, orders, placeholders, per_layer, hedge=not known)
             new_ids, produced = self._grow(tree, orders, placeholders)
             if not produced:
                 return
+            known = layer == 0 and is_layered(algorithm) and not self._guessed.intersection(new_ids)
             state = algorithm.observe(tree, state, new_ids)
 
     def _reach(self) -> tuple[int, float]:
@@ -334,21 +338,22 @@ class Speculator:
         orders: Sequence[ExpandOrder],
         placeholders: set[int],
         per_layer: float,
+        hedge: bool = True,
     ) -> None:
-        """Submit speculative requests for the predicted orders (hedged, budgeted, and
-        capped at `per_layer` widths at this depth)."""
+        """Submit speculative requests for the predicted orders (hedged unless `hedge`
+        is False, budgeted, and capped at `per_layer` widths at this depth)."""
         real = [o for o in orders if o.node_id not in placeholders]
         if not real:
             return
         ranked = sorted(real, key=lambda o: (-o.n, o.node_id))
         total = sum(o.n for o in ranked)
-        extra = math.ceil(total * (self.config.spec_width_factor - 1.0))
+        extra = math.ceil(total * (self.config.spec_width_factor - 1.0)) if hedge else 0
         widened = {o.node_id: o.n for o in ranked}
         for i in range(extra):
             widened[ranked[i % len(ranked)].node_id] += 1
         # A parent chosen on a guessed reward may lose to a sibling whose reward is also
         # still a guess: hedge by expanding those siblings too (after everything else).
-        alternatives = self._alternatives(tree, ranked, placeholders)
+        alternatives = self._alternatives(tree, ranked, placeholders) if hedge else []
         depth = tree.node(ranked[0].node_id).depth + 1
         cap = math.floor(per_layer * self.budget_width() * self.throttle())
         live_at_depth = sum(1 for d in self.launched.values() if d == depth)

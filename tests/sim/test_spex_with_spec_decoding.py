@@ -57,3 +57,10 @@ def test_sd_engine_beside_a_busy_prm_does_not_speculate_for_shared_queries() -> 
     # artifact H200 (34B PRM), best-first w8 at 4 concurrent queries: the PRM is ~85%
     # busy and SPEX+SD's mean was 8.447 s against SD alone's 8.434 s
     _assert_spex_sd_no_slower("bestfirst", 8, 4, "h200", preset="artifact")
+
+
+def test_the_last_query_of_a_wave_does_not_hedge_a_known_selection() -> None:
+    # artifact H200, beam w8 at 16 concurrent queries: the last query, alone, launched
+    # its next layer (and a hedge) the moment its rewards were in, just before its
+    # real search did; the hedge made it 136 ns slower than with SD alone
+    _assert_spex_sd_no_slower("beam", 8, 16, "h200", preset="artifact")
