@@ -16,10 +16,6 @@ from spex_graph.tree import NodeStatus, SearchTree
 from spex_graph.voting import Aggregation, TreeTally
 
 
-def _is_mcts(ctx: SearchContext) -> bool:
-    return hasattr(ctx.algorithm, "rollouts")
-
-
 def _tree_tally(ctx: SearchContext, query_id: str, tree: SearchTree) -> TreeTally:
     """The query's answer classes, kept on its session between checks (so a check
     costs O(new leaves)) and brought up to date with `tree`."""
@@ -39,8 +35,8 @@ def _paper_decision(
     """The paper rule's verdict, and whether its gate is open (BFS: more than width / 4
     answered leaves; MCTS: more than rollouts / 2 rollouts done, as in the artifact)."""
     spex = ctx.spex
-    if _is_mcts(ctx):
-        rollouts = int(getattr(ctx.algorithm, "rollouts", 1))
+    rollouts = ctx.algorithm.traits.rollouts  # MCTS-style searches have a rollout budget
+    if rollouts is not None:
         remaining = max(0, rollouts - search.rollouts_done)
         progress, gate, min_leading = search.rollouts_done, rollouts / 2, 3
         alpha, threshold = spex.et_alpha_mcts, spex.et_threshold_mcts
