@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 
 from spex_graph.tree import SearchTree
+from spex_graph.voting import Aggregation, VoteMethod
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,16 @@ class SearchAlgorithm(Protocol):
     @property
     def traits(self) -> AlgorithmTraits:
         """What kind of search this is (see AlgorithmTraits)."""
+        ...
+
+    @property
+    def vote(self) -> VoteMethod:
+        """How the finished leaves pick the final answer."""
+        ...
+
+    @property
+    def aggregation(self) -> Aggregation:
+        """How a leaf's path rewards combine into its vote weight."""
         ...
 
     def start(self, tree: SearchTree) -> SearchState:

@@ -220,8 +220,8 @@ class _Replayer:
     def __init__(self, rec: RecordedSearch, tree: SearchTree, settings: ReplaySettings) -> None:
         self.rec, self.tree, self.settings = rec, tree, settings
         self.algorithm = make_algorithm(rec.algorithm, rec.width)
-        self.method: VoteMethod = getattr(self.algorithm, "vote", "weighted")
-        self.aggregation: Aggregation = getattr(self.algorithm, "aggregation", "min")
+        self.method: VoteMethod = self.algorithm.vote
+        self.aggregation: Aggregation = self.algorithm.aggregation
         self.equivalent = _equivalence(rec.task)
         depths = [n.depth for n in tree.nodes]
         # ends[d]: the nodes the search had after layer d (a prefix, ids run by layer)

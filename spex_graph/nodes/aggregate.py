@@ -30,8 +30,8 @@ async def aggregate_node(state: SearchGraphState, runtime: Runtime[Any]) -> dict
         tree,
         candidates,
         ctx.task.equivalent,
-        method=getattr(algorithm, "vote", "weighted"),
-        aggregation=getattr(algorithm, "aggregation", "min"),
+        method=algorithm.vote,
+        aggregation=algorithm.aggregation,
     )
     closed = await ctx.dispatcher.close(state["query_id"])
     stats = closed.stats() if closed is not None else None

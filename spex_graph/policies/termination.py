@@ -22,7 +22,7 @@ def _tree_tally(ctx: SearchContext, query_id: str, tree: SearchTree) -> TreeTall
     session = ctx.dispatcher.session(query_id)
     tracker = session.early_stop
     if not isinstance(tracker, TreeTally):
-        aggregation: Aggregation = getattr(ctx.algorithm, "aggregation", "min")
+        aggregation: Aggregation = ctx.algorithm.aggregation
         tracker = TreeTally(ctx.task.equivalent, ("min", aggregation))
         session.early_stop = tracker
     tracker.update(tree)
@@ -82,10 +82,10 @@ def apply_early_termination(
         return search
     decision = paper
     if rule == "safe":
-        aggregation: Aggregation = getattr(ctx.algorithm, "aggregation", "min")
+        aggregation: Aggregation = ctx.algorithm.aggregation
         decision = safe_stop(
             tracker.tally,
-            method=getattr(ctx.algorithm, "vote", "weighted"),
+            method=ctx.algorithm.vote,
             aggregation=aggregation,
             new_leaves=max_new_leaves(ctx.algorithm, tree, search),
             rewards_in_unit_range=tracker.rewards_in_unit_range,
