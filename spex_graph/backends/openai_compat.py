@@ -55,6 +55,7 @@ from spex_graph.errors import (
     ConfigError,
     RequestCancelledError,
     SpexError,
+    TransientBackendError,
 )
 
 OPENAI_START_HINT = (
@@ -80,6 +81,42 @@ def _finish_kind(reason: Any) -> str:
     return "stop"
 
 
+class _ServerSentEvents:
+    """Incremental parser of a `text/event-stream` body: `feed(line)` returns the
+    (event name, data) of every event the line completes. Data lines are joined with
+    newlines; llama.cpp's `error: {...}` line counts as an "error" event; anything
+    else that is not an event field is kept (a few lines) in `other` for messages."""
+
+    def __init__(self) -> None:
+        self.other: list[str] = []
+        self._name = "message"
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> list[tuple[str, str]]:
+        """Take one line of the body ("" ends the current event)."""
+        line = line.rstrip("\r")
+        if not line:
+            if not self._data:
+                self._name = "message"
+                return []
+            event = (self._name, "\n".join(self._data).strip())
+            self._name, self._data = "message", []
+            return [event]
+        if line.startswith(":"):
+            return []  # a comment (keep-alive)
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "data":
+            self._data.append(value)
+        elif field == "event":
+            self._name = value.strip() or "message"
+        elif field == "error":
+            return [("error", value.strip())]
+        elif field not in ("id", "retry") and len(self.other) < 5:
+            self.other.append(line.strip())
+        return []
+
+
 class _StreamedAnswer:
     """Streamed chunks merged into the shape of a non-streamed answer (first choice)."""
 
@@ -91,6 +128,7 @@ class _StreamedAnswer:
         self.usage: dict[str, Any] | None = None
         self.tokens = 0
         self.events = 0
+        self.done = False  # [DONE] arrived
         self._counted = 0  # tokens counted from logprobs / text chunks
         self._logprobs: dict[str, list[Any]] = {}
         self._has_logprobs = False
@@ -126,7 +164,9 @@ class _StreamedAnswer:
                 if isinstance(values, list):
                     self._logprobs.setdefault(name, []).extend(values)
             first = logprobs.get(fields[0])
-            counted = len(first) if isinstance(first, list) else 0
+            if not isinstance(first, list):  # llama.cpp's completions: the chat shape
+                first = logprobs.get("content")
+            counted = len(first) if isinstance(first, list) else int(bool(piece))
         elif piece:
             counted = 1
         self._counted += counted
@@ -333,6 +373,7 @@ class OpenAICompatBackend:
         `generated[i]` at the tokens streamed so far (see the module doc)."""
         body = {**body, "stream": True, "stream_options": {"include_usage": True}}
         merged = _StreamedAnswer(chat=self.chat)
+        events = _ServerSentEvents()
         try:
             async with self._http.client().stream(
                 "POST", path, json=body, headers=headers
@@ -344,37 +385,48 @@ class OpenAICompatBackend:
                     await response.aread()  # a server that ignored "stream": one answer
                     answer: dict[str, Any] = self._http.parse_json(response, path)
                     return answer
-                other: list[str] = []  # lines that are not events (an HTML page, ...)
                 async for line in response.aiter_lines():
-                    payload = line[5:].strip() if line.startswith("data:") else ""
-                    if not payload:
-                        if line.strip() and len(other) < 5:
-                            other.append(line.strip())
-                        continue
-                    if payload == "[DONE]":
-                        break
-                    try:
-                        chunk = json.loads(payload)
-                    except ValueError:
-                        raise self._http.malformed(path, "JSON events in its stream") from None
-                    if not isinstance(chunk, dict):
-                        raise self._http.malformed(path, "JSON objects in its stream")
-                    if chunk.get("error"):
-                        raise BackendRequestError(
-                            f"{self.base_url} failed on {path} mid-stream "
-                            f"({one_line(str(chunk['error']), 120)}); check the server log"
-                        )
-                    merged.add(chunk)
+                    # read on after [DONE], so that the connection can be reused
+                    for name, payload in events.feed(line):
+                        self._take_event(merged, name, payload, path)
+                        generated[i] = merged.tokens
+                for name, payload in events.feed(""):
+                    self._take_event(merged, name, payload, path)
                     generated[i] = merged.tokens
         except httpx.HTTPError as exc:
             raise self._http.transport_error(exc, path) from exc
         if not merged.events:
             raise BackendRequestError(
                 f"{self._http.kind} at {self.base_url} answered {path} with non-JSON "
-                f"({one_line(' '.join(other), 60)!r}); check that the URL points at an "
+                f"({one_line(' '.join(events.other), 60)!r}); check that the URL points at an "
                 "OpenAI-compatible server"
             )
+        if not merged.done and merged.finish_reason is None:
+            raise TransientBackendError(
+                f"{self.base_url} ended the stream of {path} before the answer finished "
+                f"({merged.tokens} tokens in); check the server log"
+            )
         return merged.answer()
+
+    def _take_event(self, merged: _StreamedAnswer, name: str, payload: str, path: str) -> None:
+        """Merge one server-sent event (`[DONE]`, a JSON chunk, or an error)."""
+        if merged.done:
+            return
+        if payload == "[DONE]":
+            merged.done = True
+            return
+        chunk: Any = None
+        with contextlib.suppress(ValueError):
+            chunk = json.loads(payload)
+        if name == "error" or (isinstance(chunk, dict) and chunk.get("error")):
+            detail = chunk.get("error", chunk) if isinstance(chunk, dict) else payload
+            raise BackendRequestError(
+                f"{self.base_url} failed on {path} mid-stream "
+                f"({one_line(str(detail), 120)}); check the server log"
+            )
+        if not isinstance(chunk, dict):
+            raise self._http.malformed(path, "JSON objects in its stream")
+        merged.add(chunk)
 
     def _stream_refused(self, response: httpx.Response, path: str) -> SpexError:
         error = self._http.status_error(response, path)

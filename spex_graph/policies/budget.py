@@ -134,10 +134,10 @@ class BudgetController:
             `allow_speculative_score`), and `sd_reward_floor` applies.
         sd_reward_floor: beside such an engine, with other queries in the budget, M
             is 0 while the reward scale is below this (the PRM more than ~80% busy
-            with primary scoring). SD already shortens generation, so the part of the
-            critical path speculation hides is small, and while the PRM is the
-            bottleneck the extra sequences cost the other queries more than that:
-            without the floor SPEX+SD trailed SD alone in three cells (artifact
+            with primary scoring, or its queue or KV pool nearly full). SD already
+            shortens generation, so the part of the critical path speculation hides
+            is small, and while the PRM is the bottleneck the extra sequences cost
+            the other queries more than that: without the floor SPEX+SD trailed SD alone in three cells (artifact
             best-first c=4, H200 mean 8.447 s vs 8.434 s; H100 p90 14.600 s vs
             14.599 s; artifact/H100 MCTS c=16 p90 28.851 s vs 28.849 s); with it they
             equal SD alone. It costs gains elsewhere (artifact/H200 c=4 REBASE
@@ -220,7 +220,9 @@ class BudgetController:
         requests, or once its KV pool is 80% reserved (shrinking from 60%, as for the
         policy engine; this also sees other clients' work on a shared reward server).
         A busy reward engine is the bottleneck: speculation cannot shorten the wait
-        there, and its extra work only lengthens it."""
+        there, and its extra work only lengthens it. Beside a policy engine with
+        speculative decoding, a scale below `sd_reward_floor` counts as 0 while other
+        queries share the budget."""
         if not self.load_aware:
             return 1.0
         meter = self.reward_meter
