@@ -137,12 +137,12 @@ class BudgetController:
             with primary scoring, or its queue or KV pool nearly full). SD already
             shortens generation, so the part of the critical path speculation hides
             is small, and while the PRM is the bottleneck the extra sequences cost
-            the other queries more than that: without the floor SPEX+SD trailed SD alone in three cells (artifact
-            best-first c=4, H200 mean 8.447 s vs 8.434 s; H100 p90 14.600 s vs
-            14.599 s; artifact/H100 MCTS c=16 p90 28.851 s vs 28.849 s); with it they
-            equal SD alone. It costs gains elsewhere (artifact/H200 c=4 REBASE
-            4.05 s -> 4.17 s, SD alone 4.27 s). On plain engines a floor (0.3)
-            broke a p90, so it is kept to SD engines.
+            the other queries more than that. Without the floor SPEX+SD trailed SD
+            alone in three cells (artifact best-first c=4, H200 mean 8.447 s vs
+            8.434 s; H100 p90 14.600 s vs 14.599 s; artifact/H100 MCTS c=16 p90
+            28.851 s vs 28.849 s); with it they equal SD alone. It costs gains
+            elsewhere (artifact/H200 c=4 REBASE 4.05 s -> 4.17 s, SD alone 4.27 s).
+            On plain engines a floor (0.3) broke a p90, so it is kept to SD engines.
     """
 
     factor: float = 1.5
