@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import json
 import math
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import httpx
@@ -116,6 +116,14 @@ class _ServerSentEvents:
             self.other.append(line.strip())
         return []
 
+    async def read(self, lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
+        """Every event of the body, to its end (the last one may lack its blank line)."""
+        async for line in lines:
+            for event in self.feed(line):
+                yield event
+        for event in self.feed(""):
+            yield event
+
 
 class _StreamedAnswer:
     """Streamed chunks merged into the shape of a non-streamed answer (first choice)."""
@@ -126,12 +134,16 @@ class _StreamedAnswer:
         self.finish_reason: Any = None
         self.stop_reason: Any = None
         self.usage: dict[str, Any] | None = None
-        self.tokens = 0
         self.events = 0
         self.done = False  # [DONE] arrived
         self._counted = 0  # tokens counted from logprobs / text chunks
         self._logprobs: dict[str, list[Any]] = {}
-        self._has_logprobs = False
+
+    @property
+    def tokens(self) -> int:
+        """Tokens generated so far: the server's usage report, else those counted."""
+        reported = self.usage.get("completion_tokens") if self.usage else None
+        return reported if isinstance(reported, int) else self._counted
 
     def add(self, chunk: dict[str, Any]) -> None:
         """Merge one event."""
@@ -143,8 +155,6 @@ class _StreamedAnswer:
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = usage
-        reported = self.usage.get("completion_tokens") if self.usage else None
-        self.tokens = reported if isinstance(reported, int) else self._counted
 
     def _add_choice(self, choice: dict[str, Any]) -> None:
         if self.chat:
@@ -157,7 +167,6 @@ class _StreamedAnswer:
         counted = 0
         logprobs = choice.get("logprobs")
         if isinstance(logprobs, dict):
-            self._has_logprobs = True
             fields = ("content",) if self.chat else ("tokens", "token_logprobs", "top_logprobs")
             for name in fields:
                 values = logprobs.get(name)
@@ -184,7 +193,7 @@ class _StreamedAnswer:
             choice["message"] = {"role": "assistant", "content": text}
         else:
             choice["text"] = text
-        if self._has_logprobs:
+        if self._logprobs:
             choice["logprobs"] = dict(self._logprobs)
         usage = dict(self.usage or {})
         usage.setdefault("completion_tokens", self._counted)
@@ -385,12 +394,8 @@ class OpenAICompatBackend:
                     await response.aread()  # a server that ignored "stream": one answer
                     answer: dict[str, Any] = self._http.parse_json(response, path)
                     return answer
-                async for line in response.aiter_lines():
-                    # read on after [DONE], so that the connection can be reused
-                    for name, payload in events.feed(line):
-                        self._take_event(merged, name, payload, path)
-                        generated[i] = merged.tokens
-                for name, payload in events.feed(""):
+                # read on after [DONE], so that the connection can be reused
+                async for name, payload in events.read(response.aiter_lines()):
                     self._take_event(merged, name, payload, path)
                     generated[i] = merged.tokens
         except httpx.HTTPError as exc:

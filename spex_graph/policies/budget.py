@@ -188,6 +188,12 @@ class BudgetController:
         """Queries registered now."""
         return len(self._queries)
 
+    @property
+    def _shared_sd_engine(self) -> bool:
+        """Other queries share the budget on a policy engine with speculative decoding
+        (see `sd_reward_floor` and `allow_speculative_score`)."""
+        return self.policy_speculative_decoding and self.active_queries > 1
+
     def report(
         self, query_id: str, *, useful: float | None = None, unsettled: float | None = None
     ) -> None:
@@ -234,13 +240,7 @@ class BudgetController:
         by_queue = 1.0 - self.reward_queue / max(1.0, float(widths))
         by_kv = (0.8 - self.reward_kv) / 0.2
         scale = max(0.0, min(1.0, by_busy, by_queue, by_kv))
-        if (
-            self.policy_speculative_decoding
-            and self.active_queries > 1
-            and scale < self.sd_reward_floor
-        ):
-            return 0.0  # see `sd_reward_floor`
-        return scale
+        return 0.0 if self._shared_sd_engine and scale < self.sd_reward_floor else scale
 
     def free(self) -> float:
         """Tokens a new speculative grant may use now (never negative)."""
@@ -422,7 +422,7 @@ class BudgetController:
         self.tick(now)
         if not self.load_aware:
             return True
-        if self.policy_speculative_decoding and self.active_queries > 1:
+        if self._shared_sd_engine:
             return False
         return (
             self.reward_waiting == 0
