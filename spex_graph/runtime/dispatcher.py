@@ -19,6 +19,7 @@ import logging
 import math
 import numbers
 import time
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -426,6 +427,22 @@ class QuerySession:
                 flight.accounting.claim = None
 
 
+def _clear_finished_frames(exc: BaseException) -> None:
+    """Drop the locals of the finished frames in `exc`'s tracebacks (and its context's).
+
+    A failed or aborted call leaves a cycle: `wait_for`'s finished frame holds the
+    inner task, whose exception's traceback holds that frame. Until a full collection
+    it keeps the query's session and everything it refers to alive (an aborted
+    speculative score at the end of a query did). Frames still running are skipped.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
+
+
 async def _abort(target: Backend | RewardModel, request_id: str) -> None:
     """Ask the engine to abort a request; a failed abort must not fail the query's cleanup."""
     try:
@@ -567,7 +584,12 @@ class Dispatcher:
         async def attempt(n: int) -> T:
             inner = asyncio.ensure_future(call(n))
             inner.add_done_callback(mark_retrieved)
-            return await asyncio.wait_for(inner, max(0.0, deadline - loop.time()))
+            try:
+                return await asyncio.wait_for(inner, max(0.0, deadline - loop.time()))
+            except BaseException as exc:
+                _clear_finished_frames(exc)
+                del inner  # this frame ends up in the same traceback
+                raise
 
         try:
             return await retry_call(attempt, policy, deadline=deadline, clock=loop.time)

@@ -1,0 +1,62 @@
+"""A speculative node whose score the reward engine had no room for is scored as soon
+as it has room, not only when the search adopts the node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from spex_graph.policies.budget import BudgetController
+from spex_graph.policies.config import SpexConfig
+from spex_graph.policies.speculation import Speculator
+from spex_graph.runtime.dispatcher import QuerySession
+from spex_graph.sim import run_queries, run_virtual, sim_context
+
+OPENS_AT = 2.0  # virtual seconds: before this the reward engine takes no speculative score
+
+
+@pytest.mark.parametrize("retry", [True, False])
+def test_a_refused_speculative_score_is_sent_once_the_reward_engine_has_room(
+    monkeypatch: pytest.MonkeyPatch, retry: bool
+) -> None:
+    """retry=False: the retry switched off, so the test shows it can fail."""
+    monkeypatch.setattr(
+        BudgetController, "allow_speculative_score", lambda self, now: now >= OPENS_AT
+    )
+    if not retry:
+        monkeypatch.setattr(Speculator, "_retry_unscored", lambda self: None)
+    sessions: list[QuerySession] = []
+
+    async def main() -> list[dict[str, Any]]:
+        ctx, _ = sim_context("rebase", width=8, preset="artifact", spex=SpexConfig())
+        ctx.dispatcher.on_close.append(sessions.append)
+        return await run_queries(ctx, ctx.task.load(2), concurrency=1)
+
+    results = run_virtual(main())
+    assert all(r["answer"] is not None for r in results)
+    retried = []  # finished while refused, then scored speculatively
+    for session in sessions:
+        refused = {
+            r.key
+            for r in session.records
+            if r.kind == "policy"
+            and r.speculative
+            and r.finished_at is not None
+            and r.finished_at < OPENS_AT
+        }
+        retried += [
+            r.key
+            for r in session.records
+            if r.kind == "reward" and r.speculative and r.key in refused
+        ]
+    if retry:
+        assert retried
+        assert all(
+            r.enqueued_at >= OPENS_AT
+            for s in sessions
+            for r in s.records
+            if r.kind == "reward" and r.speculative
+        )
+    else:
+        assert not retried
