@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -52,11 +52,16 @@ class AlgorithmTraits:
         children_per_round: children one selection asks for at most (width, times
             `expansion` for beam and ToT-BFS).
         rollouts: MCTS-style rollout budget; None for other searches.
+        reward_prior: what speculation guesses for a reward that has not arrived:
+            "siblings" (the mean of the node's siblings' known rewards) or "layer"
+            (the mean of its layer's known rewards). Measured per algorithm; see
+            `Speculator._predict`.
     """
 
     layered: bool
     children_per_round: int
     rollouts: int | None = None
+    reward_prior: Literal["siblings", "layer"] = "siblings"
 
 
 @runtime_checkable

@@ -207,8 +207,9 @@ class Rebase:
 
     @property
     def traits(self) -> AlgorithmTraits:
-        """Layered: width children per round."""
-        return AlgorithmTraits(layered=True, children_per_round=self.width)
+        """Layered: width children per round; speculation guesses a missing reward
+        from its layer (the softmax shares the width over the whole layer)."""
+        return AlgorithmTraits(layered=True, children_per_round=self.width, reward_prior="layer")
 
     def start(self, tree: SearchTree) -> SearchState:
         """The root gets `width` children."""

@@ -248,13 +248,17 @@ class Speculator:
         self.session.score(key, request, speculative=speculative)
 
     def _retry_unscored(self) -> None:
-        """Score the finished speculative nodes the reward engine had no room for.
+        """Score the finished speculative nodes the reward engine had no room for,
+        while the budget allows it (`BudgetController.may_retry_refused_scores`).
 
         The refusal rests on a load report up to half a second old; waiting for the
         search to adopt such a node instead left its reward, and every prediction
         that needs it, late by up to a step (on the done-when run 299 of 4,740
         speculative scores were refused, 294 for a queue seen at the last report).
         """
+        budget = self.ctx.dispatcher.budget
+        if not self._unscored or budget is None or not budget.may_retry_refused_scores():
+            return
         for key in sorted(self._unscored):
             if self.session.completion(key) is None:
                 self._unscored.discard(key)  # cancelled, or gone with its branch
@@ -328,29 +332,35 @@ class Speculator:
                 child.reward = self.session.reward(key)
             new_ids.append(child.id)
         layer = set(new_ids)
+        by_layer = self.ctx.algorithm.traits.reward_prior == "layer"
         for node_id in new_ids:
             node = tree.node(node_id)
             if node.reward is None:
-                node.reward = self._predict(tree, node_id, layer)
+                node.reward = self._predict(tree, node_id, layer, by_layer)
                 self._guessed.add(node_id)
         return new_ids, produced
 
     @staticmethod
-    def _predict(tree: SearchTree, node_id: int, layer: set[int]) -> float:
-        """Predicted reward: the mean of the known rewards of its layer, else the
-        parent's reward, else 0.5.
+    def _predict(tree: SearchTree, node_id: int, layer: set[int], by_layer: bool = False) -> float:
+        """Predicted reward: the mean of the known rewards of the node's siblings in
+        `layer` (`by_layer`: of the whole layer), else the parent's reward, else 0.5.
 
-        The layer's mean, not the siblings': it sits below the best paths' rewards, so
-        the predicted selection leans to nodes whose rewards are in. Those are the
-        only ones whose children can start now; a node still being generated or
-        scored gets its children when its reward arrives, one reward-model pass
-        later. On the done-when run (artifact, REBASE w16, c=1, 64 queries) the
-        siblings' mean gave 88.9% of the oracle, the layer's 91.6%; seeds 1 and 2:
-        86.4% -> 89.6%, 89.7% -> 92.1% (with `_retry_unscored` in all six).
+        `by_layer` is the algorithm's `reward_prior` ("layer": REBASE). The layer's
+        mean sits below the best paths' rewards, so REBASE's predicted allocation
+        leans to nodes whose rewards are in: the only ones whose children can start
+        now (a node still being generated or scored gets its children when its
+        reward arrives, one reward pass later). On the done-when run (artifact,
+        REBASE w16, c=1, 64 queries) it took SPEX from 88.9% to 91.6% of the oracle,
+        seeds 1 and 2 from 86.4% to 89.6% and 89.7% to 92.1%. It costs ETS, beam
+        and best-first (artifact/H100 c=1, 16 queries: 89.3% -> 87.1%, 88.1% ->
+        84.5%, 78.2% -> 75.3%), which keep the siblings' mean.
         """
         node = tree.node(node_id)
+        members = layer if by_layer else tree.children_of.get(node.parent or 0, [])
         known = [
-            reward for i in layer if i != node_id and (reward := tree.node(i).reward) is not None
+            reward
+            for i in members
+            if i != node_id and i in layer and (reward := tree.node(i).reward) is not None
         ]
         if known:
             return sum(known) / len(known)

@@ -139,6 +139,19 @@ def test_beside_an_sd_policy_engine_a_busy_prm_stops_shared_speculation() -> Non
     assert budget.reward_scale == pytest.approx(0.125)
 
 
+def test_refused_speculative_scores_are_retried_only_for_a_lone_query_on_a_plain_engine() -> None:
+    budget = BudgetController(tokens_per_request=10.0, fair=False)
+    budget.register("a", 4)
+    assert budget.may_retry_refused_scores()
+    budget.register("b", 4)
+    assert not budget.may_retry_refused_scores()  # the retried passes would delay b's
+    budget.unregister("b")
+    budget.observe_load(
+        running=4, waiting=0, kv_usage=0.1, max_running=64, speculative_decoding=True
+    )
+    assert not budget.may_retry_refused_scores()  # with SD the PRM is the bottleneck
+
+
 def test_busy_meter_is_a_time_weighted_fraction() -> None:
     meter = BusyMeter(tau=1.0, fraction=0.0)
     meter.change(+1, 0.0)

@@ -1,9 +1,11 @@
-"""The speculator's guess for a reward that has not arrived: its layer's known mean."""
+"""The speculator's guess for a reward that has not arrived: the known mean of the
+node's siblings, or of its whole layer where the algorithm says so (REBASE)."""
 
 from __future__ import annotations
 
 import pytest
 
+from spex_graph.algorithms import make_algorithm
 from spex_graph.policies.speculation import Speculator
 from spex_graph.tree import SearchTree
 
@@ -19,17 +21,36 @@ def _tree() -> tuple[SearchTree, dict[str, int]]:
     return tree, {"a": a, "b": b, "a1": a1, "a2": a2, "b1": b1, "b2": b2}
 
 
-def test_an_unknown_reward_is_predicted_as_its_layers_known_mean() -> None:
+def test_an_unknown_reward_is_predicted_from_its_siblings_or_its_layer() -> None:
     tree, ids = _tree()
     layer = {ids["a1"], ids["a2"], ids["b1"], ids["b2"]}
-    # not the siblings' mean (0.95): the layer's, below the best paths' rewards
-    assert Speculator._predict(tree, ids["a2"], layer) == pytest.approx((0.95 + 0.1) / 2)
-    assert Speculator._predict(tree, ids["b2"], layer) == pytest.approx((0.95 + 0.1) / 2)
+    assert Speculator._predict(tree, ids["a2"], layer) == pytest.approx(0.95)
+    assert Speculator._predict(tree, ids["b2"], layer) == pytest.approx(0.1)
+    by_layer = (0.95 + 0.1) / 2
+    assert Speculator._predict(tree, ids["a2"], layer, by_layer=True) == pytest.approx(by_layer)
+    assert Speculator._predict(tree, ids["b2"], layer, by_layer=True) == pytest.approx(by_layer)
 
 
-def test_without_known_rewards_in_the_layer_the_parents_reward_then_a_half() -> None:
+def test_without_known_rewards_the_parents_reward_then_a_half() -> None:
     tree, ids = _tree()
-    assert Speculator._predict(tree, ids["a2"], {ids["a2"], ids["b2"]}) == pytest.approx(0.9)
+    for by_layer in (False, True):
+        pending = {ids["a2"], ids["b2"]}
+        assert Speculator._predict(tree, ids["a2"], pending, by_layer) == pytest.approx(0.9)
     bare = SearchTree()
     child = bare.add_child(0, text="x").id
     assert Speculator._predict(bare, child, {child}) == 0.5
+
+
+def test_rebase_alone_predicts_from_the_layer() -> None:
+    priors = {
+        name: make_algorithm(name, width=4).traits.reward_prior
+        for name in ("rebase", "ets", "beam", "bestfirst", "mcts", "bon")
+    }
+    assert priors == {
+        "rebase": "layer",
+        "ets": "siblings",
+        "beam": "siblings",
+        "bestfirst": "siblings",
+        "mcts": "siblings",
+        "bon": "siblings",
+    }
