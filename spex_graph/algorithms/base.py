@@ -56,12 +56,16 @@ class AlgorithmTraits:
             "siblings" (the mean of the node's siblings' known rewards) or "layer"
             (the mean of its layer's known rewards). Measured per algorithm; see
             `Speculator._predict`.
+        fixed_fan_out: a node, once chosen, gets a child count that no reward changes
+            (beam, best-first, MCTS, best-of-N), so speculation never hedges with
+            extra children of it: the search can never ask for them.
     """
 
     layered: bool
     children_per_round: int
     rollouts: int | None = None
     reward_prior: Literal["siblings", "layer"] = "siblings"
+    fixed_fan_out: bool = False
 
 
 @runtime_checkable

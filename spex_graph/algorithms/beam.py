@@ -94,7 +94,9 @@ class Beam:
     @property
     def traits(self) -> AlgorithmTraits:
         """Layered: width * expansion children per round."""
-        return AlgorithmTraits(layered=True, children_per_round=self.width * self.expansion)
+        return AlgorithmTraits(
+            layered=True, children_per_round=self.width * self.expansion, fixed_fan_out=True
+        )
 
     def start(self, tree: SearchTree) -> SearchState:
         """The root gets `width × expansion` children (one step's worth of samples)."""

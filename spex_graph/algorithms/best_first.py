@@ -117,7 +117,9 @@ class BestFirst:
     def traits(self) -> AlgorithmTraits:
         """Layered in BFS mode: width * expansion children per round."""
         return AlgorithmTraits(
-            layered=self.mode == "bfs", children_per_round=self.width * self.expansion
+            layered=self.mode == "bfs",
+            children_per_round=self.width * self.expansion,
+            fixed_fan_out=True,
         )
 
     def start(self, tree: SearchTree) -> SearchState:

@@ -48,7 +48,7 @@ class BestOfN:
     @property
     def traits(self) -> AlgorithmTraits:
         """Layered: width children per round."""
-        return AlgorithmTraits(layered=True, children_per_round=self.width)
+        return AlgorithmTraits(layered=True, children_per_round=self.width, fixed_fan_out=True)
 
     def start(self, tree: SearchTree) -> SearchState:
         """Nothing sampled yet."""

@@ -168,7 +168,12 @@ class Mcts:
     @property
     def traits(self) -> AlgorithmTraits:
         """Not layered: width children per round, rollouts."""
-        return AlgorithmTraits(layered=False, children_per_round=self.width, rollouts=self.rollouts)
+        return AlgorithmTraits(
+            layered=False,
+            children_per_round=self.width,
+            rollouts=self.rollouts,
+            fixed_fan_out=True,
+        )
 
     def start(self, tree: SearchTree) -> SearchState:
         """The first rollout expands the root."""

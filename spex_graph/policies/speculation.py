@@ -384,7 +384,10 @@ class Speculator:
             return
         ranked = sorted(real, key=lambda o: (-o.n, o.node_id))
         total = sum(o.n for o in ranked)
-        extra = math.ceil(total * (self.config.spec_width_factor - 1.0)) if hedge else 0
+        # Extra children hedge a child count that a reward may still raise; where no
+        # reward changes it (`fixed_fan_out`) the search can never ask for them.
+        widen = hedge and not self.ctx.algorithm.traits.fixed_fan_out
+        extra = math.ceil(total * (self.config.spec_width_factor - 1.0)) if widen else 0
         widened = {o.node_id: o.n for o in ranked}
         for i in range(extra):
             widened[ranked[i % len(ranked)].node_id] += 1
