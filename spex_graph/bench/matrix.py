@@ -120,6 +120,8 @@ def run_matrix(
             "same_answers": r["spex"]["same_answers_as_baseline"],
             "sd_speedup": r.get("baseline+sd", {}).get("speedup"),
             "spex_sd_speedup": r.get("spex+sd", {}).get("speedup"),
+            "p90_slower": _p90_slower(r, "spex", "baseline"),
+            "sd_p90_slower": _p90_slower(r, "spex+sd", "baseline+sd"),
             "step_tokens_cv": report["workload_stats"]["step_tokens_cv"],
             "wall_s": time.perf_counter() - started,
             "report": report,
@@ -133,26 +135,44 @@ def run_matrix(
     return rows
 
 
+def _p90_slower(results: dict[str, Any], mode: str, against: str) -> bool:
+    """Whether `mode`'s p90 latency is above `against`'s (False where either is absent)."""
+    if mode not in results or against not in results:
+        return False
+    return bool(results[mode]["latency_p90_s"] > results[against]["latency_p90_s"])
+
+
 def _x(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
+def _marked(speedup: float | None, against: float | None, p90_slower: bool) -> str:
+    """`speedup`, in bold with the reason where it is slower than `against` (mean)
+    or its p90 is."""
+    text = _x(speedup)
+    if speedup is not None and against is not None and speedup < against:
+        return f"**{text} slower**"
+    return f"**{text}, p90 slower**" if p90_slower else text
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
-    """One table row per cell; SPEX slower than the baseline is marked **slower**."""
+    """One table row per cell. SPEX slower than the baseline (mean or p90) is marked
+    in bold, and so is SPEX+SD slower than SD alone."""
     lines = [
         "| preset | GPU | algorithm | c | baseline s | SPEX | oracle | SPEX of oracle "
         "| waste | +SD | SPEX+SD |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        spex = _x(row["spex_speedup"])
-        if row["spex_speedup"] is not None and row["spex_speedup"] < 1.0:
-            spex = f"**{spex} slower**"
+        spex = _marked(row["spex_speedup"], 1.0, row.get("p90_slower", False))
+        spex_sd = _marked(
+            row["spex_sd_speedup"], row["sd_speedup"], row.get("sd_p90_slower", False)
+        )
         lines.append(
             f"| {row['preset']} | {row['gpu']} | {row['algorithm']} | {row['concurrency']} "
             f"| {row['baseline_mean_s']:.2f} | {spex} | {_x(row['oracle_speedup'])} "
             f"| {100 * (row['spex_of_oracle'] or 0):.0f}% | {100 * row['spex_waste']:.0f}% "
-            f"| {_x(row['sd_speedup'])} | {_x(row['spex_sd_speedup'])} |"
+            f"| {_x(row['sd_speedup'])} | {spex_sd} |"
         )
     return "\n".join(lines)
 

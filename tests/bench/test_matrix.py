@@ -27,6 +27,17 @@ def test_a_slower_spex_is_marked_in_the_table() -> None:
     assert "**0.50x slower**" in markdown([row])
 
 
+def test_a_slower_p90_and_spex_sd_below_sd_alone_are_marked() -> None:
+    row = {"preset": "artifact", "gpu": "h100", "algorithm": "bestfirst", "concurrency": 4,
+           "baseline_mean_s": 20.5, "spex_speedup": 1.05, "oracle_speedup": 2.0,
+           "spex_of_oracle": 0.5, "spex_waste": 0.4, "sd_speedup": 2.2,
+           "spex_sd_speedup": 2.1, "p90_slower": True, "sd_p90_slower": False}  # fmt: skip
+    table = markdown([row])
+    assert "**1.05x, p90 slower**" in table and "**2.10x slower**" in table
+    row.update(p90_slower=False, spex_sd_speedup=2.3, sd_p90_slower=True)
+    assert "| 1.05x |" in markdown([row]) and "**2.30x, p90 slower**" in markdown([row])
+
+
 def test_a_cell_runs_at_least_one_full_wave() -> None:
     assert cell_queries(MatrixCell("modern", "h100", "beam", 64), 16) == 64
     assert cell_queries(MatrixCell("modern", "h100", "beam", 1), 16) == 16
