@@ -58,7 +58,9 @@ class AlgorithmTraits:
             `Speculator._predict`.
         fixed_fan_out: a node, once chosen, gets a child count that no reward changes
             (beam, best-first, MCTS, best-of-N), so speculation never hedges with
-            extra children of it: the search can never ask for them.
+            extra children of it: the search can never ask for them. (Best-first's
+            last node before its node budget runs out may get fewer; a hedge up to
+            the full count could serve it there, a case too rare to hedge for.)
     """
 
     layered: bool

@@ -144,6 +144,10 @@ class Speculator:
             for k in doomed:
                 self.launched.pop(k, None)
             self.session.cancel_soon(doomed)
+            # the search has decided on these: the wanted ones it scores itself, the
+            # others it will never need a reward for
+            self._unscored.difference_update(at_depth)
+            self._unscored.difference_update(doomed)
         else:
             self.launched = {
                 k: d
@@ -261,7 +265,7 @@ class Speculator:
             return
         for key in sorted(self._unscored):
             if self.session.completion(key) is None:
-                self._unscored.discard(key)  # cancelled, or gone with its branch
+                self._unscored.discard(key)  # aborted before it finished
             else:
                 self._pipeline_score(key)
 
@@ -333,11 +337,20 @@ class Speculator:
             new_ids.append(child.id)
         layer = set(new_ids)
         by_layer = self.ctx.algorithm.traits.reward_prior == "layer"
-        for node_id in new_ids:
-            node = tree.node(node_id)
-            if node.reward is None:
-                node.reward = self._predict(tree, node_id, layer, by_layer)
-                self._guessed.add(node_id)
+        # every guess from real rewards only: none may count another guess as known
+        guesses = {
+            node_id: self._predict(tree, node_id, layer, by_layer)
+            for node_id in new_ids
+            if tree.node(node_id).reward is None
+        }
+        if by_layer and guesses and len(guesses) == len(new_ids):
+            # nothing known in the layer: one guess for all of it (their parents'
+            # mean), so the predicted allocation spreads over the layer evenly
+            common = sum(guesses.values()) / len(guesses)
+            guesses = dict.fromkeys(guesses, common)
+        for node_id, reward in guesses.items():
+            tree.node(node_id).reward = reward
+            self._guessed.add(node_id)
         return new_ids, produced
 
     @staticmethod
@@ -350,10 +363,10 @@ class Speculator:
         leans to nodes whose rewards are in: the only ones whose children can start
         now (a node still being generated or scored gets its children when its
         reward arrives, one reward pass later). On the done-when run (artifact,
-        REBASE w16, c=1, 64 queries) it took SPEX from 88.9% to 91.6% of the oracle,
-        seeds 1 and 2 from 86.4% to 89.6% and 89.7% to 92.1%. It costs ETS, beam
-        and best-first (artifact/H100 c=1, 16 queries: 89.3% -> 87.1%, 88.1% ->
-        84.5%, 78.2% -> 75.3%), which keep the siblings' mean.
+        REBASE w16, c=1, 64 queries) it took SPEX from 88.9% to 90.2% of the oracle,
+        seeds 1 and 2 to 89.7% and 92.7% (see the README). It costs ETS, beam and
+        best-first (artifact/H100 c=1, 16 queries: 89.3% -> 87.1%, 88.1% -> 84.5%,
+        78.2% -> 75.3%), which keep the siblings' mean.
         """
         node = tree.node(node_id)
         members = layer if by_layer else tree.children_of.get(node.parent or 0, [])

@@ -14,12 +14,12 @@ from the path, the text is the one the primary request would have produced.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import math
 import numbers
 import time
-import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -428,19 +428,31 @@ class QuerySession:
 
 
 def _clear_finished_frames(exc: BaseException) -> None:
-    """Drop the locals of the finished frames in `exc`'s tracebacks (and its context's).
+    """Drop the locals of `asyncio.wait_for`'s finished frames in `exc`'s tracebacks
+    (and those of its cause and context).
 
-    A failed or aborted call leaves a cycle: `wait_for`'s finished frame holds the
-    inner task, whose exception's traceback holds that frame. Until a full collection
-    it keeps the query's session and everything it refers to alive (an aborted
-    speculative score at the end of a query did). Frames still running are skipped.
+    A failed or aborted call leaves a cycle: `wait_for`'s frame holds the inner task,
+    whose exception's traceback holds that frame. Until a full collection it keeps the
+    query's session and everything it refers to alive (an aborted speculative score
+    at the end of a query did). Only `wait_for`'s own frames are cleared: they have
+    returned by now, while clearing any other frame could close a coroutine that
+    still runs (Python 3.11 and 3.12 finalize a suspended frame that is cleared).
     """
+    wait_for = asyncio.wait_for.__code__
     seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
         seen.add(id(current))
-        traceback.clear_frames(current.__traceback__)
-        current = current.__cause__ or current.__context__
+        tb = current.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code is wait_for:
+                with contextlib.suppress(RuntimeError):  # still running: leave it
+                    tb.tb_frame.clear()
+            tb = tb.tb_next
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
 
 
 async def _abort(target: Backend | RewardModel, request_id: str) -> None:

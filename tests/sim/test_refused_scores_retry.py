@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from spex_graph.algorithms.base import child_keys
 from spex_graph.policies.budget import BudgetController
 from spex_graph.policies.config import SpexConfig
 from spex_graph.policies.speculation import Speculator
@@ -26,6 +27,17 @@ def test_a_refused_speculative_score_is_sent_once_the_reward_engine_has_room(
     )
     if not retry:
         monkeypatch.setattr(Speculator, "_retry_unscored", lambda self: None)
+    decided_but_kept: list[tuple[int, ...]] = []
+    reconcile = Speculator.reconcile
+
+    def spy(self: Speculator, tree: Any, orders: Any) -> None:
+        reconcile(self, tree, orders)
+        depth = max((len(key) for _, key in child_keys(tree, orders)), default=0)
+        # the nodes of the selection just made, and above it, are decided: the search
+        # scores the ones it keeps and needs no reward for the others
+        decided_but_kept.extend(k for k in self._unscored if len(k) <= depth)
+
+    monkeypatch.setattr(Speculator, "reconcile", spy)
     sessions: list[QuerySession] = []
 
     async def main() -> list[dict[str, Any]]:
@@ -35,6 +47,7 @@ def test_a_refused_speculative_score_is_sent_once_the_reward_engine_has_room(
 
     results = run_virtual(main())
     assert all(r["answer"] is not None for r in results)
+    assert not decided_but_kept
     retried = []  # finished while refused, then scored speculatively
     for session in sessions:
         refused = {

@@ -3,9 +3,12 @@ node's siblings, or of its whole layer where the algorithm says so (REBASE)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from spex_graph.algorithms import make_algorithm
+from spex_graph.algorithms.base import ExpandOrder
 from spex_graph.policies.speculation import Speculator
 from spex_graph.tree import SearchTree
 
@@ -54,3 +57,32 @@ def test_rebase_alone_predicts_from_the_layer() -> None:
         "mcts": "siblings",
         "bon": "siblings",
     }
+
+
+class _NothingFinished:
+    """A session where no child of the orders has finished: every child is a guess."""
+
+    def completion(self, key: tuple[int, ...]) -> None:
+        return None
+
+    def reward(self, key: tuple[int, ...]) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "expected"),
+    [("beam", [0.95, 0.95, 0.1, 0.1]), ("rebase", [0.525, 0.525, 0.525, 0.525])],
+)
+def test_a_guess_never_counts_another_guess_as_known(algorithm: str, expected: list[float]) -> None:
+    """With no reward in the layer, each child takes its own parent's reward (a guess
+    once counted the guesses before it as known); REBASE then gives the whole layer
+    one guess, their mean, so its predicted allocation spreads evenly."""
+    tree, ids = _tree()
+    speculator = Speculator.__new__(Speculator)
+    speculator.ctx = SimpleNamespace(algorithm=make_algorithm(algorithm, width=4))  # type: ignore[assignment]
+    speculator.session = _NothingFinished()  # type: ignore[assignment]
+    speculator._guessed = set()
+    orders = [ExpandOrder(ids["a1"], 2), ExpandOrder(ids["b1"], 2)]
+    new_ids, produced = speculator._grow(tree, orders, set())
+    assert produced == 0
+    assert [tree.node(i).reward for i in new_ids] == pytest.approx(expected)
