@@ -54,8 +54,8 @@ class AlgorithmTraits:
         rollouts: MCTS-style rollout budget; None for other searches.
         reward_prior: what speculation guesses for a reward that has not arrived:
             "siblings" (the mean of the node's siblings' known rewards) or "layer"
-            (the mean of its layer's known rewards). Measured per algorithm; see
-            `Speculator._predict`.
+            (the mean of its layer's known rewards, for a query alone in the budget).
+            Measured per algorithm; see `Speculator._predict`.
         fixed_fan_out: a node, once chosen, gets a child count that no reward changes
             (beam, best-first, MCTS, best-of-N), so speculation never hedges with
             extra children of it: the search can never ask for them. (Best-first's

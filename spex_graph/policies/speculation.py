@@ -336,7 +336,11 @@ class Speculator:
                 child.reward = self.session.reward(key)
             new_ids.append(child.id)
         layer = set(new_ids)
-        by_layer = self.ctx.algorithm.traits.reward_prior == "layer"
+        # the layer prior launches more beside known rewards: worth it for a query
+        # alone, a cost to the others when shared (REBASE c=4: see `_predict`)
+        budget = self.ctx.dispatcher.budget
+        alone = budget is None or budget.active_queries <= 1
+        by_layer = alone and self.ctx.algorithm.traits.reward_prior == "layer"
         # every guess from real rewards only: none may count another guess as known
         guesses = {
             node_id: self._predict(tree, node_id, layer, by_layer)
@@ -364,9 +368,11 @@ class Speculator:
         now (a node still being generated or scored gets its children when its
         reward arrives, one reward pass later). On the done-when run (artifact,
         REBASE w16, c=1, 64 queries) it took SPEX from 88.9% to 90.2% of the oracle,
-        seeds 1 and 2 to 89.7% and 92.7% (see the README). It costs ETS, beam and
+        seeds 1 and 2 to 89.7% and 92.8% (see the README). It costs ETS, beam and
         best-first (artifact/H100 c=1, 16 queries: 89.3% -> 87.1%, 88.1% -> 84.5%,
-        78.2% -> 75.3%), which keep the siblings' mean.
+        78.2% -> 75.3%), which keep the siblings' mean, and REBASE at c=4 (32
+        queries: -0.2% to -4.9%), so `_grow` uses it only for a query alone in the
+        budget.
         """
         node = tree.node(node_id)
         members = layer if by_layer else tree.children_of.get(node.parent or 0, [])

@@ -70,16 +70,25 @@ class _NothingFinished:
 
 
 @pytest.mark.parametrize(
-    ("algorithm", "expected"),
-    [("beam", [0.95, 0.95, 0.1, 0.1]), ("rebase", [0.525, 0.525, 0.525, 0.525])],
+    ("algorithm", "queries", "expected"),
+    [
+        ("beam", 1, [0.95, 0.95, 0.1, 0.1]),
+        ("rebase", 1, [0.525, 0.525, 0.525, 0.525]),
+        ("rebase", 2, [0.95, 0.95, 0.1, 0.1]),  # shared: the siblings' prior
+    ],
 )
-def test_a_guess_never_counts_another_guess_as_known(algorithm: str, expected: list[float]) -> None:
+def test_a_guess_never_counts_another_guess_as_known(
+    algorithm: str, queries: int, expected: list[float]
+) -> None:
     """With no reward in the layer, each child takes its own parent's reward (a guess
-    once counted the guesses before it as known); REBASE then gives the whole layer
-    one guess, their mean, so its predicted allocation spreads evenly."""
+    once counted the guesses before it as known); REBASE alone in the budget then
+    gives the whole layer one guess, their mean, so its allocation spreads evenly."""
     tree, ids = _tree()
     speculator = Speculator.__new__(Speculator)
-    speculator.ctx = SimpleNamespace(algorithm=make_algorithm(algorithm, width=4))  # type: ignore[assignment]
+    speculator.ctx = SimpleNamespace(  # type: ignore[assignment]
+        algorithm=make_algorithm(algorithm, width=4),
+        dispatcher=SimpleNamespace(budget=SimpleNamespace(active_queries=queries)),
+    )
     speculator.session = _NothingFinished()  # type: ignore[assignment]
     speculator._guessed = set()
     orders = [ExpandOrder(ids["a1"], 2), ExpandOrder(ids["b1"], 2)]
