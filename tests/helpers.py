@@ -1,4 +1,5 @@
-"""Shared test doubles: a scripted reward and a context factory on the fake backend."""
+"""Shared test doubles: a scripted reward, a context factory on the fake backend, and
+a run of simulated queries that keeps their sessions."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 from spex_graph.backends.fake import ScriptedBackend, toy_math_script
 from spex_graph.context import SearchContext
 from spex_graph.rewards.base import RewardCapabilities, ScoreRequest
+from spex_graph.runtime.dispatcher import QuerySession
+from spex_graph.sim import run_queries, run_virtual, sim_context
 
 
 @dataclass
@@ -44,3 +47,19 @@ def fake_context(
     return SearchContext.create(
         backend, AnswerReward(), task="gsm8k", algorithm=algorithm, width=width, **options
     )
+
+
+def run_sim_queries(
+    algorithm: str, queries: int, *, concurrency: int = 1, **sim_options: Any
+) -> tuple[list[dict[str, Any]], list[QuerySession]]:
+    """Search the first `queries` problems on a simulated engine (`sim_context` with
+    `sim_options`) on the virtual clock; returns the results and every closed session
+    (its request records)."""
+    sessions: list[QuerySession] = []
+
+    async def main() -> list[dict[str, Any]]:
+        ctx, _ = sim_context(algorithm, **sim_options)
+        ctx.dispatcher.on_close.append(sessions.append)
+        return await run_queries(ctx, ctx.task.load(queries), concurrency=concurrency)
+
+    return run_virtual(main()), sessions

@@ -26,11 +26,12 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from spex_graph.algorithms.base import (
+    AlgorithmTraits,
     ExpandOrder,
     LeafSelecting,
-    SearchAlgorithm,
     SearchState,
     child_keys,
 )
@@ -60,11 +61,6 @@ def _warn_unseeded(backend: str) -> None:
         "--enable-deterministic-inference)",
         backend,
     )
-
-
-def is_layered(algorithm: SearchAlgorithm) -> bool:
-    """Whether every selection of the algorithm is one whole layer (BFS family)."""
-    return algorithm.traits.layered
 
 
 @dataclass
@@ -101,6 +97,11 @@ class Speculator:
         if self.ctx.dispatcher.budget is not None:
             self.ctx.dispatcher.budget.register(self.session.query_id, self.budget_width())
 
+    @cached_property
+    def traits(self) -> AlgorithmTraits:
+        """The algorithm's traits, read once: every lookahead layer consults them."""
+        return self.ctx.algorithm.traits
+
     def budget_width(self) -> int:
         """The width this query counts for in the budget (M = factor x sum of widths).
 
@@ -110,7 +111,7 @@ class Speculator:
         (the shared depth also while the query looks deeper alone: a lone query's M
         does not grow with it).
         """
-        traits = self.ctx.algorithm.traits
+        traits = self.traits
         width = traits.children_per_round
         return width if traits.layered else width * self.config.lookahead_layers
 
@@ -131,7 +132,7 @@ class Speculator:
     def reconcile(self, tree: SearchTree, orders: Sequence[ExpandOrder]) -> None:
         """The real selection is made: cancel speculation it does not want, update `useful`."""
         wanted = {key for _, key in child_keys(tree, orders)}
-        if is_layered(self.ctx.algorithm) and wanted:
+        if self.traits.layered and wanted:
             depth = len(next(iter(wanted)))
             at_depth = [k for k, d in self.launched.items() if d == depth]
             if at_depth:
@@ -294,7 +295,7 @@ class Speculator:
             new_ids, produced = self._grow(tree, orders, placeholders)
             if not produced:
                 return
-            known = layer == 0 and is_layered(algorithm) and not self._guessed.intersection(new_ids)
+            known = layer == 0 and self.traits.layered and not self._guessed.intersection(new_ids)
             state = algorithm.observe(tree, state, new_ids)
 
     def _reach(self) -> tuple[int, float]:
@@ -340,7 +341,7 @@ class Speculator:
         # alone, a cost to the others when shared (REBASE c=4: see `_predict`)
         budget = self.ctx.dispatcher.budget
         alone = budget is None or budget.active_queries <= 1
-        by_layer = alone and self.ctx.algorithm.traits.reward_prior == "layer"
+        by_layer = alone and self.traits.reward_prior == "layer"
         # every guess from real rewards only: none may count another guess as known
         guesses = {
             node_id: self._predict(tree, node_id, layer, by_layer)
@@ -405,7 +406,7 @@ class Speculator:
         total = sum(o.n for o in ranked)
         # Extra children hedge a child count that a reward may still raise; where no
         # reward changes it (`fixed_fan_out`) the search can never ask for them.
-        widen = hedge and not self.ctx.algorithm.traits.fixed_fan_out
+        widen = hedge and not self.traits.fixed_fan_out
         extra = math.ceil(total * (self.config.spec_width_factor - 1.0)) if widen else 0
         widened = {o.node_id: o.n for o in ranked}
         for i in range(extra):

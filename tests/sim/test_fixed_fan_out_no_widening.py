@@ -7,12 +7,11 @@ import dataclasses
 from typing import Any
 
 import pytest
+from helpers import run_sim_queries
 
 from spex_graph.algorithms import make_algorithm
 from spex_graph.algorithms.base import AlgorithmTraits
 from spex_graph.policies.config import SpexConfig
-from spex_graph.runtime.dispatcher import QuerySession
-from spex_graph.sim import run_queries, run_virtual, sim_context
 
 FAN_OUT = {"beam": "expansion", "bestfirst": "expansion", "mcts": "width"}
 
@@ -34,17 +33,10 @@ def test_no_speculative_child_beyond_a_fixed_fan_out(
             return dataclasses.replace(getter(self), fixed_fan_out=False)
 
         monkeypatch.setattr(cls, "traits", property(unfixed))
-    sessions: list[QuerySession] = []
-
-    async def main() -> list[dict[str, Any]]:
-        options = {"rollouts": 4} if algorithm == "mcts" else {}
-        ctx, _ = sim_context(
-            algorithm, width=4, preset="artifact", spex=SpexConfig(), algorithm_options=options
-        )
-        ctx.dispatcher.on_close.append(sessions.append)
-        return await run_queries(ctx, ctx.task.load(2), concurrency=1)
-
-    results = run_virtual(main())
+    options = {"rollouts": 4} if algorithm == "mcts" else {}
+    results, sessions = run_sim_queries(
+        algorithm, 2, width=4, preset="artifact", spex=SpexConfig(), algorithm_options=options
+    )
     assert all(r["answer"] is not None for r in results)
     fan_out = getattr(make_algorithm(algorithm, width=4), FAN_OUT[algorithm])
     indices = [

@@ -6,13 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import run_sim_queries
 
 from spex_graph.algorithms.base import child_keys
 from spex_graph.policies.budget import BudgetController
 from spex_graph.policies.config import SpexConfig
 from spex_graph.policies.speculation import Speculator
-from spex_graph.runtime.dispatcher import QuerySession
-from spex_graph.sim import run_queries, run_virtual, sim_context
 
 OPENS_AT = 2.0  # virtual seconds: before this the reward engine takes no speculative score
 
@@ -38,14 +37,7 @@ def test_a_refused_speculative_score_is_sent_once_the_reward_engine_has_room(
         decided_but_kept.extend(k for k in self._unscored if len(k) <= depth)
 
     monkeypatch.setattr(Speculator, "reconcile", spy)
-    sessions: list[QuerySession] = []
-
-    async def main() -> list[dict[str, Any]]:
-        ctx, _ = sim_context("rebase", width=8, preset="artifact", spex=SpexConfig())
-        ctx.dispatcher.on_close.append(sessions.append)
-        return await run_queries(ctx, ctx.task.load(2), concurrency=1)
-
-    results = run_virtual(main())
+    results, sessions = run_sim_queries("rebase", 2, width=8, preset="artifact", spex=SpexConfig())
     assert all(r["answer"] is not None for r in results)
     assert not decided_but_kept
     retried = []  # finished while refused, then scored speculatively

@@ -6,6 +6,8 @@ import dataclasses
 import time
 from typing import Any
 
+from helpers import run_sim_queries
+
 from spex_graph import SearchContext, SearchTree, build_search_graph
 from spex_graph.policies.config import SpexConfig
 from spex_graph.sim import (
@@ -133,22 +135,17 @@ def _layer_timing(pipeline: bool) -> list[tuple[float, float]]:
 
     preset = get_preset("artifact")
 
-    async def main() -> list[Any]:
-        ctx, _ = sim_context(
-            "rebase",
-            width=8,
-            profile=preset.policy["h100"],
-            reward_profile=preset.reward["h100"],
-            workload=preset.workload,
-            spex=SpexConfig.baseline().model_copy(update={"pipeline_scoring": pipeline}),
-        )
-        sessions: list[Any] = []
-        ctx.dispatcher.on_close.append(sessions.append)
-        await run_queries(ctx, ctx.task.load(3), concurrency=1)
-        return sessions
-
+    _, sessions = run_sim_queries(
+        "rebase",
+        3,
+        width=8,
+        profile=preset.policy["h100"],
+        reward_profile=preset.reward["h100"],
+        workload=preset.workload,
+        spex=SpexConfig.baseline().model_copy(update={"pipeline_scoring": pipeline}),
+    )
     out: list[tuple[float, float]] = []
-    for session in run_virtual(main()):
+    for session in sessions:
         by_depth: dict[int, list[Any]] = {}
         for rec in session.records:
             by_depth.setdefault(rec.key.count("/") + 1, []).append(rec)
